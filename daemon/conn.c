@@ -1,0 +1,381 @@
+/* The connection state machine: read, parse, execute, write; with memcached's limits. */
+#include "config.h"
+
+#include "daemon/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/util.h>
+
+#include "daemon/dispatch_text.h"
+#include "daemon/log.h"
+#include "daemon/worker.h"
+#include "protocol/text.h"
+
+#define RBUF_INITIAL (16 * 1024)
+#define RBUF_KEEP (64 * 1024)
+/* Requests executed per wake-up before yielding, so one pipelining client cannot starve the
+ * others on its worker (memcached's reqs_per_event). */
+#define REQS_PER_EVENT 64
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg);
+static void conn_on_write(evutil_socket_t fd, short what, void *arg);
+static bool conn_process(struct conn *c, bool draining);
+static void conn_flush(struct conn *c);
+
+const char *conn_state_name(int state)
+{
+    switch (state) {
+    case CONN_READ:
+        return "conn_read";
+    case CONN_PARSE:
+        return "conn_parse_cmd";
+    case CONN_SWALLOW:
+        return "conn_swallow";
+    case CONN_WRITE:
+        return "conn_write";
+    case CONN_CLOSING:
+        return "conn_closing";
+    default:
+        return "unknown";
+    }
+}
+
+static void conn_set_state(struct conn *c, enum conn_state s)
+{
+    atomic_store_explicit(&c->state, (int)s, memory_order_relaxed);
+}
+
+static enum conn_state conn_get_state(const struct conn *c)
+{
+    return (enum conn_state)atomic_load_explicit(&c->state, memory_order_relaxed);
+}
+
+/* Replies may pile up to this much before the connection stops reading requests. */
+static size_t out_high_watermark(const struct conn *c)
+{
+    size_t half = c->w->srv->settings.max_output / 2;
+    return half < 1024 * 1024 ? half : 1024 * 1024;
+}
+
+static void add_read_event(struct conn *c)
+{
+    int idle = c->w->srv->settings.idle_timeout;
+    struct timeval tv = {idle, 0};
+    event_add(c->rev, idle > 0 ? &tv : NULL);
+}
+
+struct conn *conn_new(struct worker *w, int fd, const char *peer)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        return NULL;
+    }
+    int one = 1;
+    evutil_make_socket_nonblocking(fd);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->fd = fd;
+    c->w = w;
+    c->rsize = RBUF_INITIAL;
+    c->rbuf = malloc(c->rsize);
+    c->out = evbuffer_new();
+    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+    c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
+    if (c->rbuf == NULL || c->out == NULL || c->rev == NULL || c->wev == NULL) {
+        log_error("out of memory creating a connection");
+        free(c->rbuf);
+        if (c->out != NULL) {
+            evbuffer_free(c->out);
+        }
+        if (c->rev != NULL) {
+            event_free(c->rev);
+        }
+        if (c->wev != NULL) {
+            event_free(c->wev);
+        }
+        free(c);
+        close(fd);
+        atomic_fetch_sub(&w->srv->conns.curr_conns, 1);
+        return NULL;
+    }
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    atomic_store(&c->last_cmd, (int64_t)time(NULL));
+    conn_set_state(c, CONN_READ);
+    worker_add_conn(w, c);
+    add_read_event(c);
+    return c;
+}
+
+void conn_close(struct conn *c)
+{
+    struct worker *w = c->w;
+    worker_remove_conn(w, c);
+    event_free(c->rev);
+    event_free(c->wev);
+    evbuffer_free(c->out);
+    close(c->fd);
+    free(c->rbuf);
+    free(c);
+    atomic_fetch_sub(&w->srv->conns.curr_conns, 1);
+}
+
+/* Reads what the socket has. False when the peer closed or the socket failed. */
+static bool conn_fill(struct conn *c)
+{
+    if (c->rstart > 0) {
+        memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
+        c->rend -= c->rstart;
+        c->rstart = 0;
+    }
+    if (c->rend == c->rsize) {
+        return true; /* the parser grows the buffer when a request needs more */
+    }
+    ssize_t n = read(c->fd, c->rbuf + c->rend, c->rsize - c->rend);
+    if (n > 0) {
+        c->rend += (size_t)n;
+        STAT_ADD(&c->w->stats, bytes_read, (uint64_t)n);
+        return true;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return true;
+    }
+    return false;
+}
+
+/* Makes room for a request of 'need' bytes (0: unknown, double the buffer). */
+static bool conn_grow(struct conn *c, size_t need)
+{
+    size_t have = c->rend - c->rstart;
+    if (c->rstart > 0) {
+        memmove(c->rbuf, c->rbuf + c->rstart, have);
+        c->rend = have;
+        c->rstart = 0;
+    }
+    if (need == 0) {
+        if (have < c->rsize) {
+            return true;
+        }
+        need = c->rsize * 2;
+    }
+    if (need <= c->rsize) {
+        return true;
+    }
+    /* the parser bounds every request: a line by PROTO_TEXT_GET_LINE_MAX, a value by -I */
+    size_t limit = PROTO_TEXT_GET_LINE_MAX + RBUF_INITIAL;
+    size_t item_limit = c->w->srv->settings.item_max + PROTO_TEXT_LINE_MAX + 2;
+    if (item_limit > limit) {
+        limit = item_limit;
+    }
+    if (need > limit) {
+        need = limit;
+    }
+    if (need <= c->rsize) {
+        return false;
+    }
+    char *p = realloc(c->rbuf, need);
+    if (p == NULL) {
+        log_error("out of memory growing a connection's input buffer to %zu bytes", need);
+        return false;
+    }
+    c->rbuf = p;
+    c->rsize = need;
+    return true;
+}
+
+/* A large request is done: give the memory back so idle connections stay small. */
+static void conn_maybe_shrink(struct conn *c)
+{
+    if (c->rsize > RBUF_KEEP && c->rend == c->rstart) {
+        char *p = realloc(c->rbuf, RBUF_INITIAL);
+        if (p != NULL) {
+            c->rbuf = p;
+            c->rsize = RBUF_INITIAL;
+            c->rstart = c->rend = 0;
+        }
+    }
+}
+
+static void conn_pause_reading(struct conn *c)
+{
+    if (!c->read_paused) {
+        c->read_paused = true;
+        event_del(c->rev);
+    }
+    conn_set_state(c, CONN_WRITE);
+}
+
+/*
+ * Parses and executes buffered requests. Returns false when the connection was closed (c is
+ * freed). With draining (shutdown), runs every complete request regardless of the budget.
+ */
+static bool conn_process(struct conn *c, bool draining)
+{
+    struct worker *w = c->w;
+    const struct proto_text_limits lim = {.item_max = w->srv->settings.item_max};
+    int budget = REQS_PER_EVENT;
+
+    for (;;) {
+        if (c->close_now) {
+            conn_close(c);
+            return false;
+        }
+        if (conn_get_state(c) == CONN_CLOSING) {
+            break;
+        }
+        if (c->swallow > 0) {
+            size_t avail = c->rend - c->rstart;
+            size_t n = avail < c->swallow ? avail : c->swallow;
+            c->rstart += n;
+            c->swallow -= n;
+            if (c->swallow > 0) {
+                conn_set_state(c, CONN_SWALLOW);
+                c->rstart = c->rend = 0;
+                break;
+            }
+        }
+        if (!draining && evbuffer_get_length(c->out) >= out_high_watermark(c)) {
+            conn_pause_reading(c);
+            break;
+        }
+        if (c->rstart == c->rend) {
+            conn_set_state(c, CONN_READ);
+            break;
+        }
+        conn_set_state(c, CONN_PARSE);
+
+        struct proto_request req;
+        struct proto_result res;
+        proto_text_parse(c->rbuf + c->rstart, c->rend - c->rstart, &lim, &req, &res);
+        switch (res.status) {
+        case PROTO_NEED_MORE:
+            if (!conn_grow(c, res.need)) {
+                conn_close(c);
+                return false;
+            }
+            conn_set_state(c, CONN_READ);
+            goto out;
+        case PROTO_REQUEST:
+            if (!draining && budget-- <= 0) {
+                STAT_INC(&w->stats, conn_yields);
+                event_active(c->rev, EV_READ, 0);
+                goto out;
+            }
+            atomic_store_explicit(&c->last_cmd, (int64_t)time(NULL), memory_order_relaxed);
+            dispatch_text(c, &req);
+            c->rstart += res.consumed;
+            break;
+        case PROTO_ERROR:
+            if (res.unlink_key) {
+                /* memcached drops the old value when a set is too large to store */
+                store_delete(w->srv->store, &w->buf, req.key, req.nkey);
+            }
+            if (res.status == PROTO_ERROR && res.unlink_key) {
+                STAT_INC(&w->stats, store_too_large);
+            }
+            if (res.error != NULL) {
+                evbuffer_add(c->out, res.error, strlen(res.error));
+                evbuffer_add(c->out, "\r\n", 2);
+            }
+            c->rstart += res.consumed;
+            c->swallow = res.swallow;
+            break;
+        case PROTO_CLOSE:
+            conn_close(c);
+            return false;
+        }
+    }
+out:
+    conn_maybe_shrink(c);
+    if (draining && conn_get_state(c) != CONN_CLOSING) {
+        conn_set_state(c, CONN_CLOSING);
+    }
+    conn_flush(c);
+    return true;
+}
+
+/* Writes pending replies; closes, pauses or resumes reading as the output dictates. */
+static void conn_flush(struct conn *c)
+{
+    bool progress = false;
+
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n > 0) {
+            STAT_ADD(&c->w->stats, bytes_written, (uint64_t)n);
+            progress = true;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            break;
+        }
+        conn_close(c);
+        return;
+    }
+    if (evbuffer_get_length(c->out) > 0) {
+        if (progress || !event_pending(c->wev, EV_WRITE, NULL)) {
+            struct timeval tv = {c->w->srv->settings.write_timeout, 0};
+            event_add(c->wev, &tv);
+        }
+        return;
+    }
+    event_del(c->wev);
+    if (conn_get_state(c) == CONN_CLOSING) {
+        conn_close(c);
+        return;
+    }
+    if (c->read_paused) {
+        c->read_paused = false;
+        add_read_event(c);
+        conn_set_state(c, CONN_PARSE);
+        event_active(c->rev, EV_READ, 0);
+    }
+}
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+
+    if (what & EV_TIMEOUT) {
+        log_info("closing idle connection from %s", c->peer);
+        conn_close(c);
+        return;
+    }
+    if (c->read_paused) {
+        return; /* a yield queued before the pause */
+    }
+    if (!conn_fill(c)) {
+        conn_close(c);
+        return;
+    }
+    conn_process(c, false);
+}
+
+static void conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+
+    if (what & EV_TIMEOUT) {
+        log_info("closing connection from %s: %zu reply bytes unread for %d s", c->peer,
+                 evbuffer_get_length(c->out), c->w->srv->settings.write_timeout);
+        atomic_fetch_add(&c->w->srv->conns.slow_reader_closes, 1);
+        conn_close(c);
+        return;
+    }
+    conn_flush(c);
+}
+
+void conn_drain(struct conn *c)
+{
+    event_del(c->rev);
+    conn_process(c, true);
+}

@@ -1,0 +1,59 @@
+/* A client connection: an explicit state machine from bytes in to replies out. */
+#ifndef MCSTORE_DAEMON_CONN_H
+#define MCSTORE_DAEMON_CONN_H
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct worker;
+
+enum conn_state {
+    CONN_READ,      /* waiting for more request bytes */
+    CONN_PARSE,     /* input is buffered: parse and execute the next request */
+    CONN_SWALLOW,   /* discarding the data block of a rejected storage command */
+    CONN_WRITE,     /* replies are over the high watermark: wait until the client reads */
+    CONN_CLOSING,   /* close once the pending replies are written (quit, shutdown) */
+};
+
+struct conn {
+    int fd;
+    struct worker *w;
+    struct event *rev;
+    struct event *wev;
+    _Atomic int state;          /* enum conn_state; read by "stats conns" from other threads */
+
+    char *rbuf;                 /* input: bytes [rstart, rend) are unparsed */
+    size_t rsize;
+    size_t rstart;
+    size_t rend;
+    size_t swallow;             /* bytes of a rejected data block still to discard */
+
+    struct evbuffer *out;       /* replies not yet written */
+    bool read_paused;           /* stopped reading: output over the high watermark */
+    bool close_now;             /* a limit was hit: close without flushing */
+    _Atomic int64_t last_cmd;   /* unix time of the last request */
+    char peer[64];
+
+    struct conn *prev;
+    struct conn *next;
+};
+
+/* Creates a connection for an accepted socket on worker w and starts reading.
+ * Returns NULL (and closes fd) on failure. Worker thread only. */
+struct conn *conn_new(struct worker *w, int fd, const char *peer);
+
+/* Closes the socket and frees everything. Worker thread only. */
+void conn_close(struct conn *c);
+
+/* Shutdown: execute the complete requests already buffered, stop reading, and close once the
+ * replies are written. Worker thread only. */
+void conn_drain(struct conn *c);
+
+/* Name of a state for "stats conns". */
+const char *conn_state_name(int state);
+
+#endif

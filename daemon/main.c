@@ -1,0 +1,186 @@
+/* mcstore's entry point: options, data home lock, store, workers, listener, signals. */
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "daemon/listener.h"
+#include "daemon/lockfile.h"
+#include "daemon/log.h"
+#include "daemon/options.h"
+#include "daemon/server.h"
+#include "daemon/worker.h"
+#include "storage/store.h"
+
+static void store_log_bridge(int level, const char *msg)
+{
+    log_msg(level <= 0 ? LOG_LEVEL_ERROR : level == 1 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "%s",
+            msg);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct event_base *base = arg;
+    (void)what;
+    log_info("signal %d: stopping", (int)sig);
+    event_base_loopbreak(base);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    log_reopen();
+    log_info("SIGHUP: log file reopened");
+}
+
+static int drop_privileges(const char *user)
+{
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL) {
+        log_error("unknown user '%s' (-u)", user);
+        return -1;
+    }
+    if (getuid() != 0) {
+        return 0; /* not root: nothing to drop */
+    }
+    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        log_error("cannot switch to user '%s': %s", user, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int write_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        log_error("cannot write pid file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "%ld\n", (long)getpid());
+    fclose(f);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct server srv;
+    int rc = EXIT_FAILURE;
+    int lock_fd = -1;
+    struct event_base *base = NULL;
+    struct listener *listener = NULL;
+    struct event *ev_term = NULL;
+    struct event *ev_int = NULL;
+    struct event *ev_hup = NULL;
+
+    memset(&srv, 0, sizeof(srv));
+    options_defaults(&srv.settings);
+    int parsed = options_parse(&srv.settings, argc, argv);
+    if (parsed != 0) {
+        return parsed > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
+    const struct settings *s = &srv.settings;
+    if (log_init(s->log_file, s->verbose) != 0) {
+        fprintf(stderr, "mcstore: cannot open log file %s: %s\n", s->log_file, strerror(errno));
+        return EXIT_FAILURE;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (s->daemonize && daemon(1, s->log_file != NULL ? 0 : 1) != 0) {
+        log_error("cannot daemonize: %s", strerror(errno));
+        return EXIT_FAILURE;
+    }
+    if (s->user != NULL && drop_privileges(s->user) != 0) {
+        return EXIT_FAILURE;
+    }
+    /* the lock must be taken by the process that stays (fcntl locks do not survive fork) */
+    lock_fd = lockfile_acquire(s->home);
+    if (lock_fd < 0) {
+        return EXIT_FAILURE;
+    }
+    if (s->pid_file != NULL && write_pid_file(s->pid_file) != 0) {
+        goto done;
+    }
+    if (evthread_use_pthreads() != 0) {
+        log_error("libevent has no pthreads support");
+        goto done;
+    }
+
+    struct store_config cfg = {
+        .home = s->home,
+        .cache_bytes = s->cache_mb * 1024 * 1024,
+        .item_max = s->item_max,
+        .checkpoint_sec = s->checkpoint_sec,
+        .sweep_interval_ms = s->sweep_interval_ms,
+        .log_fn = store_log_bridge,
+    };
+    log_info("opening data home %s (recovery runs if needed)", s->home);
+    if (store_open(&cfg, &srv.store) != 0) {
+        log_error("cannot open the store in %s", s->home);
+        goto done;
+    }
+    srv.started = time(NULL);
+    if (worker_start_all(&srv) != 0) {
+        goto done;
+    }
+    base = event_base_new();
+    if (base == NULL) {
+        goto done;
+    }
+    listener = listener_start(&srv, base);
+    if (listener == NULL) {
+        goto done;
+    }
+    ev_term = evsignal_new(base, SIGTERM, on_stop_signal, base);
+    ev_int = evsignal_new(base, SIGINT, on_stop_signal, base);
+    ev_hup = evsignal_new(base, SIGHUP, on_hup, NULL);
+    if (ev_term == NULL || ev_int == NULL || ev_hup == NULL || evsignal_add(ev_term, NULL) != 0 ||
+        evsignal_add(ev_int, NULL) != 0 || evsignal_add(ev_hup, NULL) != 0) {
+        log_error("cannot install signal handlers");
+        goto done;
+    }
+    log_warn("mcstore %s listening on %s, data home %s, %d threads", PACKAGE_VERSION,
+             srv.listen_desc, s->home, s->threads);
+    event_base_dispatch(base);
+    rc = EXIT_SUCCESS;
+
+done:
+    /* stop accepting, let workers finish what they have, then close the store cleanly */
+    listener_stop(listener);
+    if (srv.workers != NULL) {
+        worker_stop_all(&srv);
+    }
+    if (srv.store != NULL) {
+        store_close(srv.store);
+        log_warn("data home %s closed cleanly", s->home);
+    }
+    if (ev_term != NULL) {
+        event_free(ev_term);
+    }
+    if (ev_int != NULL) {
+        event_free(ev_int);
+    }
+    if (ev_hup != NULL) {
+        event_free(ev_hup);
+    }
+    if (base != NULL) {
+        event_base_free(base);
+    }
+    if (s->pid_file != NULL) {
+        unlink(s->pid_file);
+    }
+    if (lock_fd >= 0) {
+        close(lock_fd);
+    }
+    return rc;
+}

@@ -1,0 +1,233 @@
+/* Parsing the command line into struct settings, and the -h text. */
+#include "config.h"
+
+#include "daemon/options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum long_only {
+    OPT_IDLE_TIMEOUT = 1000,
+    OPT_WRITE_TIMEOUT,
+    OPT_MAX_OUTPUT,
+    OPT_CHECKPOINT_SEC,
+    OPT_SWEEP_INTERVAL,
+    OPT_LOG_FILE,
+};
+
+static const struct option long_options[] = {
+    {"port", required_argument, NULL, 'p'},
+    {"listen", required_argument, NULL, 'l'},
+    {"conn-limit", required_argument, NULL, 'c'},
+    {"threads", required_argument, NULL, 't'},
+    {"daemon", no_argument, NULL, 'd'},
+    {"user", required_argument, NULL, 'u'},
+    {"pidfile", required_argument, NULL, 'P'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"max-item-size", required_argument, NULL, 'I'},
+    {"home", required_argument, NULL, 'H'},
+    {"cache-mb", required_argument, NULL, 'm'},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
+    {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+    {"checkpoint-sec", required_argument, NULL, OPT_CHECKPOINT_SEC},
+    {"sweep-interval-ms", required_argument, NULL, OPT_SWEEP_INTERVAL},
+    {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+void options_defaults(struct settings *s)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    memset(s, 0, sizeof(*s));
+    s->port = 21201;
+    s->listen_addr = "127.0.0.1";
+    s->max_conns = 1024;
+    s->threads = cores > 0 ? (int)cores : 4;
+    s->item_max = 1024 * 1024;
+    s->home = "/var/lib/mcstore";
+    s->cache_mb = 64;
+    s->idle_timeout = 0;
+    s->write_timeout = 30;
+    s->max_output = 64 * 1024 * 1024;
+    s->checkpoint_sec = 60;
+    s->sweep_interval_ms = 1000;
+}
+
+bool options_parse_size(const char *text, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno != 0 || end == text || text[0] == '-') {
+        return false;
+    }
+    unsigned long long mult = 1;
+    if (*end == 'k' || *end == 'K') {
+        mult = 1024;
+        end++;
+    } else if (*end == 'm' || *end == 'M') {
+        mult = 1024 * 1024;
+        end++;
+    }
+    if (*end != '\0' || v > SIZE_MAX / mult) {
+        return false;
+    }
+    *out = (size_t)(v * mult);
+    return true;
+}
+
+static bool parse_int(const char *text, long min, long max, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < min || v > max) {
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
+void options_usage(const struct settings *d)
+{
+    printf("mcstore %s: a persistent key-value server speaking the memcached protocol\n"
+           "usage: mcstore [options]\n\n"
+           "-p, --port=NUM             TCP port to listen on (default: %d)\n"
+           "-l, --listen=ADDR          address to bind (default: %s)\n"
+           "-c, --conn-limit=NUM       max simultaneous connections (default: %d)\n"
+           "-t, --threads=NUM          worker threads (default: %d, the number of cores)\n"
+           "-d, --daemon               run as a daemon\n"
+           "-u, --user=USER            drop privileges to this user\n"
+           "-P, --pidfile=FILE         write the process id to FILE\n"
+           "-v, --verbose              more logging; -vv for debug\n"
+           "-I, --max-item-size=SIZE   largest item, with k/m suffix (default: %zum)\n"
+           "-H, --home=DIR             data home: the Berkeley DB environment (default: %s)\n"
+           "-m, --cache-mb=MB          Berkeley DB cache size in MB (default: %zu)\n"
+           "    --idle-timeout=SEC     close connections idle this long, 0 = never (default: %d)\n"
+           "    --write-timeout=SEC    close a connection whose replies make no progress this\n"
+           "                           long: a client that never reads (default: %d)\n"
+           "    --max-output=SIZE      pending reply bytes a connection may hold (default: %zum)\n"
+           "    --checkpoint-sec=SEC   Berkeley DB checkpoint period (default: %d)\n"
+           "    --sweep-interval-ms=MS expiry sweeper period (default: %d)\n"
+           "    --log-file=FILE        log to FILE instead of stderr; SIGHUP reopens it\n"
+           "-h, --help                 this text\n"
+           "-V, --version              print the version\n",
+           PACKAGE_VERSION, d->port, d->listen_addr, d->max_conns, d->threads,
+           d->item_max / (1024 * 1024), d->home, d->cache_mb, d->idle_timeout, d->write_timeout,
+           d->max_output / (1024 * 1024), d->checkpoint_sec, d->sweep_interval_ms);
+}
+
+static int bad(const char *opt, const char *value)
+{
+    fprintf(stderr, "mcstore: invalid value for %s: '%s' (see mcstore -h)\n", opt, value);
+    return -1;
+}
+
+int options_parse(struct settings *s, int argc, char **argv)
+{
+    struct settings defaults = *s;
+    int c;
+    int cache_mb;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:l:c:t:du:P:vI:H:m:hV", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            if (!parse_int(optarg, 0, 65535, &s->port)) {
+                return bad("-p", optarg);
+            }
+            break;
+        case 'l':
+            s->listen_addr = optarg;
+            break;
+        case 'c':
+            if (!parse_int(optarg, 1, 1000000, &s->max_conns)) {
+                return bad("-c", optarg);
+            }
+            break;
+        case 't':
+            if (!parse_int(optarg, 1, 256, &s->threads)) {
+                return bad("-t", optarg);
+            }
+            break;
+        case 'd':
+            s->daemonize = true;
+            break;
+        case 'u':
+            s->user = optarg;
+            break;
+        case 'P':
+            s->pid_file = optarg;
+            break;
+        case 'v':
+            s->verbose++;
+            break;
+        case 'I':
+            /* memcached's bounds: at least 1k, at most 1g */
+            if (!options_parse_size(optarg, &s->item_max) || s->item_max < 1024 ||
+                s->item_max > 1024 * 1024 * 1024) {
+                return bad("-I", optarg);
+            }
+            break;
+        case 'H':
+            s->home = optarg;
+            break;
+        case 'm':
+            if (!parse_int(optarg, 1, 1024 * 1024, &cache_mb)) {
+                return bad("-m", optarg);
+            }
+            s->cache_mb = (size_t)cache_mb;
+            break;
+        case OPT_IDLE_TIMEOUT:
+            if (!parse_int(optarg, 0, INT_MAX, &s->idle_timeout)) {
+                return bad("--idle-timeout", optarg);
+            }
+            break;
+        case OPT_WRITE_TIMEOUT:
+            if (!parse_int(optarg, 1, INT_MAX, &s->write_timeout)) {
+                return bad("--write-timeout", optarg);
+            }
+            break;
+        case OPT_MAX_OUTPUT:
+            if (!options_parse_size(optarg, &s->max_output) || s->max_output < 64 * 1024) {
+                return bad("--max-output (at least 64k)", optarg);
+            }
+            break;
+        case OPT_CHECKPOINT_SEC:
+            if (!parse_int(optarg, 0, INT_MAX, &s->checkpoint_sec)) {
+                return bad("--checkpoint-sec", optarg);
+            }
+            break;
+        case OPT_SWEEP_INTERVAL:
+            if (!parse_int(optarg, 10, 3600000, &s->sweep_interval_ms)) {
+                return bad("--sweep-interval-ms", optarg);
+            }
+            break;
+        case OPT_LOG_FILE:
+            s->log_file = optarg;
+            break;
+        case 'h':
+            options_usage(&defaults);
+            return 1;
+        case 'V':
+            printf("mcstore %s\n", PACKAGE_VERSION);
+            return 1;
+        default:
+            fprintf(stderr, "mcstore: see mcstore -h for the options\n");
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "mcstore: unexpected argument '%s' (see mcstore -h)\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,45 @@
+/* Command-line settings of the daemon: memcached's letters, MemcacheDB's for storage. */
+#ifndef MCSTORE_DAEMON_OPTIONS_H
+#define MCSTORE_DAEMON_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct settings {
+    int port;                   /* -p --port (21201, MemcacheDB's) */
+    const char *listen_addr;    /* -l --listen (127.0.0.1) */
+    int max_conns;              /* -c --conn-limit (1024) */
+    int threads;                /* -t --threads (number of cores) */
+    bool daemonize;             /* -d --daemon */
+    const char *user;           /* -u --user: drop privileges to this user */
+    const char *pid_file;       /* -P --pidfile */
+    int verbose;                /* -v --verbose, repeatable */
+    size_t item_max;            /* -I --max-item-size (1m); suffixes k and m */
+    const char *home;           /* -H --home: the Berkeley DB environment (data home) */
+    size_t cache_mb;            /* -m --cache-mb: Berkeley DB cache in MB (64) */
+    int idle_timeout;           /* --idle-timeout SEC: close idle connections (0 = never) */
+    int write_timeout;          /* --write-timeout SEC: close a connection whose pending output
+                                   makes no progress for this long (30) */
+    size_t max_output;          /* --max-output BYTES: pending output bound per connection */
+    int checkpoint_sec;         /* --checkpoint-sec (60) */
+    int sweep_interval_ms;      /* --sweep-interval-ms: expiry sweeper period (1000) */
+    const char *log_file;       /* --log-file: log here instead of stderr (SIGHUP reopens) */
+};
+
+/* Fills s with the defaults. */
+void options_defaults(struct settings *s);
+
+/*
+ * Parses argv into s. Returns 0 to run, 1 when the program should exit successfully
+ * (after -h or -V), -1 after printing an error to stderr.
+ */
+int options_parse(struct settings *s, int argc, char **argv);
+
+/* Prints the usage with every option and its default. */
+void options_usage(const struct settings *defaults);
+
+/* Parses "1048576", "1024k" or "1m" into bytes; false when malformed. */
+bool options_parse_size(const char *text, size_t *out);
+
+#endif

@@ -1,0 +1,24 @@
+/* The process-wide state every daemon part shares, passed explicitly (no globals). */
+#ifndef MCSTORE_DAEMON_SERVER_H
+#define MCSTORE_DAEMON_SERVER_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "daemon/options.h"
+#include "daemon/stats.h"
+#include "storage/store.h"
+
+struct worker;
+
+struct server {
+    struct settings settings;
+    struct store *store;
+    struct worker *workers;
+    int nworkers;
+    struct conn_stats conns;
+    time_t started;
+    char listen_desc[300];      /* "127.0.0.1:21201" for stats conns */
+};
+
+#endif

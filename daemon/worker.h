@@ -1,0 +1,50 @@
+/* Worker threads: one libevent base each; new connections arrive through a queue + wake-up. */
+#ifndef MCSTORE_DAEMON_WORKER_H
+#define MCSTORE_DAEMON_WORKER_H
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "daemon/server.h"
+#include "daemon/stats.h"
+#include "storage/store.h"
+
+struct conn;
+
+struct worker {
+    int id;
+    struct server *srv;
+    pthread_t thread;
+    struct event_base *base;
+    struct event *notify;       /* made active by other threads: new fds or stop */
+
+    pthread_mutex_t lock;       /* guards queue, stopping and the conns list */
+    int *queue;
+    size_t qlen;
+    size_t qcap;
+    bool stopping;
+    struct conn *conns;         /* this worker's connections (stats conns reads it) */
+    size_t nconns;
+
+    struct thread_stats stats;
+    struct store_buf buf;       /* scratch for reading records; only this thread uses it */
+    struct event *drain_timer;  /* bounds how long shutdown waits for slow clients */
+};
+
+/* Creates srv->nworkers workers and starts their threads. Returns 0 or -1. */
+int worker_start_all(struct server *srv);
+
+/* Hands an accepted socket to the next worker (round robin). Thread safe. */
+void worker_dispatch_fd(struct server *srv, int fd);
+
+/* Asks every worker to finish the requests it has, flush replies, close its connections and
+ * exit; joins the threads and frees them. Called once, from the main thread. */
+void worker_stop_all(struct server *srv);
+
+/* Links/unlinks a connection in its worker's list (takes the worker lock). */
+void worker_add_conn(struct worker *w, struct conn *c);
+void worker_remove_conn(struct worker *w, struct conn *c);
+
+#endif

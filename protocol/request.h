@@ -1,0 +1,80 @@
+/* The protocol-neutral request model shared by every parser and by the executor. */
+#ifndef MCSTORE_PROTOCOL_REQUEST_H
+#define MCSTORE_PROTOCOL_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* memcached's limit on key length, in bytes. */
+#define PROTO_KEY_MAX 250
+
+/* Relative exptimes are at most this many seconds (30 days); larger values are unix times. */
+#define PROTO_REALTIME_MAXDELTA (60 * 60 * 24 * 30)
+
+enum proto_cmd {
+    PROTO_CMD_NONE = 0,
+    PROTO_CMD_GET,
+    PROTO_CMD_GETS,
+    PROTO_CMD_GAT,
+    PROTO_CMD_GATS,
+    PROTO_CMD_SET,
+    PROTO_CMD_ADD,
+    PROTO_CMD_REPLACE,
+    PROTO_CMD_APPEND,
+    PROTO_CMD_PREPEND,
+    PROTO_CMD_CAS,
+    PROTO_CMD_INCR,
+    PROTO_CMD_DECR,
+    PROTO_CMD_DELETE,
+    PROTO_CMD_TOUCH,
+    PROTO_CMD_FLUSH_ALL,
+    PROTO_CMD_VERSION,
+    PROTO_CMD_VERBOSITY,
+    PROTO_CMD_QUIT,
+    PROTO_CMD_STATS,
+    PROTO_CMD_RGET,
+};
+
+/*
+ * One parsed request. Every pointer points into the caller's input buffer and is valid only
+ * until that buffer is consumed; nothing here is allocated.
+ */
+struct proto_request {
+    enum proto_cmd cmd;
+    bool noreply;               /* the client asked for no reply on success */
+
+    const char *key;            /* single-key commands; rget's start key */
+    size_t nkey;
+
+    /* get/gets/gat/gats: the rest of the line holding the keys, separated by spaces.
+     * Walk it with proto_text_next_key(). */
+    const char *keys;
+    size_t nkeys;
+
+    uint32_t flags;             /* storage commands: client flags, opaque 32 bits */
+    int64_t exptime;            /* as sent: 0 never, <= 30 days relative, else unix time,
+                                   negative = already expired. gat/touch too. */
+    uint64_t cas;               /* cas: the unique value the client read */
+    uint64_t delta;             /* incr/decr */
+    const char *data;           /* storage commands: the value, without its "\r\n" */
+    size_t ndata;
+
+    int64_t delay;              /* flush_all: seconds before the flush takes effect (0 = now) */
+    uint32_t verbosity;         /* verbosity level */
+
+    const char *arg;            /* stats: the subcommand line after "stats " (may be empty) */
+    size_t narg;
+
+    const char *key2;           /* rget: end key */
+    size_t nkey2;
+    bool left_open;             /* rget: exclude the start key */
+    bool right_open;            /* rget: exclude the end key */
+    uint32_t max;               /* rget: most items to return */
+};
+
+/* Converts a client exptime to an absolute unix time the store keeps: 0 = never expires,
+ * 1 = already expired (any time in the past is treated the same). Pure; 'now' is time(NULL). */
+uint32_t proto_exptime_to_abs(int64_t exptime, int64_t now);
+
+#endif

@@ -1,0 +1,78 @@
+/* memcached ASCII protocol: a resumable parser over a byte buffer and the reply encoders. */
+#ifndef MCSTORE_PROTOCOL_TEXT_H
+#define MCSTORE_PROTOCOL_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/request.h"
+
+/* Without a '\n' in this many bytes a line is not a command (memcached closes the
+ * connection), unless it is a get/gets, which may be longer (up to PROTO_TEXT_GET_LINE_MAX). */
+#define PROTO_TEXT_LINE_MAX 2048
+#define PROTO_TEXT_GET_LINE_MAX (2 * 1024 * 1024)
+
+enum proto_status {
+    PROTO_NEED_MORE,    /* not a whole request yet; read more and call again with all bytes */
+    PROTO_REQUEST,      /* req is filled in; drop 'consumed' bytes after executing it */
+    PROTO_ERROR,        /* reply 'error' (unless NULL: suppressed by noreply), drop 'consumed'
+                           bytes, then discard 'swallow' more bytes as they arrive */
+    PROTO_CLOSE,        /* the connection must be closed without a reply (memcached does) */
+};
+
+struct proto_text_limits {
+    size_t item_max;        /* -I: largest item in bytes, memcached's accounting */
+};
+
+struct proto_result {
+    enum proto_status status;
+    size_t consumed;        /* input bytes this result covers (line, and data block if any) */
+    size_t swallow;         /* PROTO_ERROR: further bytes to discard (a rejected data block) */
+    size_t need;            /* PROTO_NEED_MORE: total bytes needed when known (data block), or 0 */
+    const char *error;      /* PROTO_ERROR: the reply line without "\r\n"; NULL = no reply */
+    bool unlink_key;        /* PROTO_ERROR on a too-large set: memcached also deletes the key
+                               (req->key/nkey are set) so no stale value survives */
+};
+
+/*
+ * Parses one request from buf[0..len). Never reads past len, never allocates. Replies and
+ * connection handling follow memcached 1.6.18's observable behaviour byte for byte.
+ *   buf, len  the unconsumed input
+ *   lim       limits from the configuration
+ *   req       filled in for PROTO_REQUEST (and key fields for unlink_key)
+ *   res       the outcome; always filled in
+ * Thread rules: pure function, no shared state.
+ */
+void proto_text_parse(const char *buf, size_t len, const struct proto_text_limits *lim,
+                      struct proto_request *req, struct proto_result *res);
+
+/*
+ * Iterates over the keys of a get-family request: returns true and sets key/nkey to the next
+ * key, or false at the end. *pos starts at 0. A key longer than PROTO_KEY_MAX or holding a
+ * control character sets *bad and returns false; the command must then answer
+ * "CLIENT_ERROR bad command line format".
+ */
+bool proto_text_next_key(const struct proto_request *req, size_t *pos, const char **key,
+                         size_t *nkey, bool *bad);
+
+/* Writes "VALUE <key> <flags> <bytes>[ <cas>]\r\n" into out (at least PROTO_KEY_MAX + 64
+ * bytes) and returns its length. */
+size_t proto_text_value_line(char *out, const char *key, size_t nkey, uint32_t flags,
+                             size_t nbytes, bool with_cas, uint64_t cas);
+
+/* Writes the decimal form of v into out (at least 21 bytes), returns its length. */
+size_t proto_u64_to_dec(char *out, uint64_t v);
+
+/*
+ * memcached's incr/decr on a stored value: parses value[0..n) as an unsigned 64-bit decimal
+ * (as strtoull after leading whitespace, trailing whitespace allowed), adds or subtracts delta
+ * (incr wraps at 2^64, decr stops at 0) and writes the new value's digits to out (21 bytes).
+ * memcached rewrites in place, space-padded to the old length, when the new number is not
+ * longer; *padded_len is that length (>= the digits' length).
+ * Returns false when the value is not a number (memcached's "non-numeric value").
+ */
+bool proto_text_apply_delta(const char *value, size_t n, bool incr, uint64_t delta,
+                            char *out, size_t *ndigits, size_t *padded_len, uint64_t *result);
+
+#endif

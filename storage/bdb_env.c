@@ -1,0 +1,313 @@
+/* Opening and closing the Berkeley DB environment and databases, with recovery at every start. */
+#include "config.h"
+
+#include "storage/bdb_env.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static _Thread_local const char *last_error = "unknown storage error";
+
+const char *store_error_reason(void)
+{
+    return last_error;
+}
+
+void store_set_error(int ret)
+{
+    switch (ret) {
+    case ENOSPC:
+        last_error = "out of disk space";
+        break;
+    case EIO:
+        last_error = "I/O error";
+        break;
+    case DB_LOCK_DEADLOCK:
+    case DB_LOCK_NOTGRANTED:
+        last_error = "lock conflict persisted, try again";
+        break;
+    case DB_RUNRECOVERY:
+        last_error = "storage needs recovery, restart the server";
+        break;
+    case ENOMEM:
+        last_error = "out of memory";
+        break;
+    default:
+        last_error = "storage error";
+        break;
+    }
+}
+
+void store_log(struct store *st, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (st->cfg.log_fn != NULL) {
+        st->cfg.log_fn(level, msg);
+    } else {
+        fprintf(stderr, "%s\n", msg);
+    }
+}
+
+static struct store *errcall_store; /* Berkeley DB's errcall has no user pointer */
+
+static void bdb_errcall(const DB_ENV *env, const char *prefix, const char *msg)
+{
+    (void)env;
+    (void)prefix;
+    if (errcall_store != NULL) {
+        store_log(errcall_store, 0, "berkeley db: %s", msg);
+    }
+}
+
+static void bdb_msgcall(const DB_ENV *env, const char *msg)
+{
+    (void)env;
+    if (errcall_store != NULL) {
+        store_log(errcall_store, 2, "berkeley db: %s", msg);
+    }
+}
+
+/* The expiry index orders little-endian u32 exptimes numerically. */
+static int compare_exptime(DB *db, const DBT *a, const DBT *b)
+{
+    (void)db;
+    uint32_t x = a->size >= 4 ? record_le32(a->data) : 0;
+    uint32_t y = b->size >= 4 ? record_le32(b->data) : 0;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Secondary key extractor: items that never expire are left out of the index. */
+static int expiry_key(DB *sec, const DBT *pkey, const DBT *pdata, DBT *skey)
+{
+    (void)sec;
+    (void)pkey;
+    if (pdata->size < RECORD_HEADER) {
+        return DB_DONOTINDEX;
+    }
+    const unsigned char *rec = pdata->data;
+    if (record_le32(rec + RECORD_EXPTIME_OFFSET) == 0) {
+        return DB_DONOTINDEX;
+    }
+    memset(skey, 0, sizeof(*skey));
+    skey->data = (void *)(rec + RECORD_EXPTIME_OFFSET);
+    skey->size = 4;
+    return 0;
+}
+
+static int open_db(struct store *st, DB **out, const char *file, DBTYPE type, uint32_t db_flags,
+                   int (*cmp)(DB *, const DBT *, const DBT *))
+{
+    DB *db;
+    int ret = db_create(&db, st->env, 0);
+    if (ret != 0) {
+        return ret;
+    }
+    if (db_flags != 0 && (ret = db->set_flags(db, db_flags)) != 0) {
+        goto fail;
+    }
+    if (cmp != NULL && (ret = db->set_bt_compare(db, cmp)) != 0) {
+        goto fail;
+    }
+    ret = db->open(db, NULL, file, NULL, type, DB_CREATE | DB_THREAD | DB_AUTO_COMMIT, 0644);
+    if (ret != 0) {
+        goto fail;
+    }
+    *out = db;
+    return 0;
+fail:
+    db->close(db, 0);
+    return ret;
+}
+
+static int load_meta(struct store *st)
+{
+    DBT key;
+    DBT data;
+    unsigned char buf[16];
+    int ret;
+
+    memset(&key, 0, sizeof(key));
+    memset(&data, 0, sizeof(data));
+    key.data = "flush";
+    key.size = 5;
+    data.data = buf;
+    data.ulen = sizeof(buf);
+    data.flags = DB_DBT_USERMEM;
+    ret = st->meta->get(st->meta, NULL, &key, &data, 0);
+    if (ret == DB_NOTFOUND) {
+        return 0;
+    }
+    if (ret != 0) {
+        return ret;
+    }
+    if (data.size >= 13) {
+        atomic_store(&st->flush_cas, (uint64_t)record_le32(buf) | (uint64_t)record_le32(buf + 4) << 32);
+        atomic_store(&st->flush_time, record_le32(buf + 8));
+        atomic_store(&st->flush_scan_pending, buf[12] != 0);
+    }
+    return 0;
+}
+
+int store_write_flush_meta(struct store *st, DB_TXN *txn)
+{
+    DBT key;
+    DBT data;
+    unsigned char buf[13];
+    uint64_t fc = atomic_load(&st->flush_cas);
+    uint32_t ft = atomic_load(&st->flush_time);
+
+    for (int i = 0; i < 8; i++) {
+        buf[i] = (unsigned char)(fc >> (8 * i));
+    }
+    for (int i = 0; i < 4; i++) {
+        buf[8 + i] = (unsigned char)(ft >> (8 * i));
+    }
+    buf[12] = atomic_load(&st->flush_scan_pending) ? 1 : 0;
+    memset(&key, 0, sizeof(key));
+    memset(&data, 0, sizeof(data));
+    key.data = "flush";
+    key.size = 5;
+    data.data = buf;
+    data.size = sizeof(buf);
+    return st->meta->put(st->meta, txn, &key, &data, 0);
+}
+
+/* Counts records and value bytes once at start; afterwards every write keeps them current. */
+static int count_items(struct store *st)
+{
+    DBC *cur;
+    DBT key;
+    DBT data;
+    uint64_t n = 0;
+    uint64_t bytes = 0;
+    int ret = st->items->cursor(st->items, NULL, &cur, 0);
+    if (ret != 0) {
+        return ret;
+    }
+    memset(&key, 0, sizeof(key));
+    memset(&data, 0, sizeof(data));
+    key.flags = DB_DBT_REALLOC;
+    data.flags = DB_DBT_REALLOC;
+    while ((ret = cur->get(cur, &key, &data, DB_NEXT)) == 0) {
+        n++;
+        if (data.size > RECORD_HEADER) {
+            bytes += data.size - RECORD_HEADER;
+        }
+    }
+    free(key.data);
+    free(data.data);
+    cur->close(cur);
+    if (ret != DB_NOTFOUND) {
+        return ret;
+    }
+    atomic_store(&st->item_count, n);
+    atomic_store(&st->item_bytes, bytes);
+    return 0;
+}
+
+int bdb_env_open(struct store *st)
+{
+    int ret;
+    DB_ENV *env;
+
+    if (mkdir(st->cfg.home, 0750) != 0 && errno != EEXIST) {
+        store_log(st, 0, "cannot create data home %s: %s", st->cfg.home, strerror(errno));
+        return errno;
+    }
+    if ((ret = db_env_create(&env, 0)) != 0) {
+        return ret;
+    }
+    st->env = env;
+    errcall_store = st;
+    env->set_errcall(env, bdb_errcall);
+    env->set_msgcall(env, bdb_msgcall);
+    size_t cache = st->cfg.cache_bytes;
+    env->set_cachesize(env, (uint32_t)(cache / (1024u * 1024 * 1024)),
+                       (uint32_t)(cache % (1024u * 1024 * 1024)), 1);
+    env->set_lk_detect(env, DB_LOCK_DEFAULT);
+    env->set_lk_max_locks(env, 100000);
+    env->set_lk_max_objects(env, 100000);
+    env->set_lk_max_lockers(env, 10000);
+    env->set_lg_bsize(env, 4 * 1024 * 1024);
+    env->set_lg_max(env, 16 * 1024 * 1024);
+    env->set_tx_max(env, 1000);
+    /* Acknowledged writes survive a process crash; the checkpoint thread flushes each second. */
+    env->set_flags(env, DB_TXN_WRITE_NOSYNC, 1);
+    env->log_set_config(env, DB_LOG_AUTO_REMOVE, 1);
+
+    uint32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOG | DB_INIT_LOCK | DB_INIT_MPOOL |
+                     DB_THREAD | DB_RECOVER;
+    ret = env->open(env, st->cfg.home, flags, 0640);
+    if (ret != 0) {
+        store_log(st, 0, "cannot open Berkeley DB environment %s: %s", st->cfg.home,
+                  db_strerror(ret));
+        return ret;
+    }
+    if ((ret = open_db(st, &st->items, "items.db", DB_BTREE, 0, NULL)) != 0 ||
+        (ret = open_db(st, &st->expiry, "expiry.db", DB_BTREE, DB_DUPSORT, compare_exptime)) != 0 ||
+        (ret = open_db(st, &st->meta, "meta.db", DB_BTREE, 0, NULL)) != 0) {
+        store_log(st, 0, "cannot open databases in %s: %s", st->cfg.home, db_strerror(ret));
+        return ret;
+    }
+    ret = st->items->associate(st->items, NULL, st->expiry, expiry_key, DB_CREATE);
+    if (ret != 0) {
+        store_log(st, 0, "cannot associate the expiry index: %s", db_strerror(ret));
+        return ret;
+    }
+
+    DBT seq_key;
+    memset(&seq_key, 0, sizeof(seq_key));
+    seq_key.data = "cas";
+    seq_key.size = 3;
+    if ((ret = db_sequence_create(&st->cas_seq, st->meta, 0)) != 0) {
+        return ret;
+    }
+    st->cas_seq->initial_value(st->cas_seq, 1);
+    /* A cached range is skipped after a crash, never handed out twice. */
+    st->cas_seq->set_cachesize(st->cas_seq, 1000);
+    ret = st->cas_seq->open(st->cas_seq, NULL, &seq_key, DB_CREATE | DB_THREAD | DB_AUTO_COMMIT);
+    if (ret != 0) {
+        store_log(st, 0, "cannot open the cas sequence: %s", db_strerror(ret));
+        return ret;
+    }
+    if ((ret = load_meta(st)) != 0 || (ret = count_items(st)) != 0) {
+        store_log(st, 0, "cannot read store metadata: %s", db_strerror(ret));
+        return ret;
+    }
+    return 0;
+}
+
+void bdb_env_close(struct store *st)
+{
+    if (st->cas_seq != NULL) {
+        st->cas_seq->close(st->cas_seq, 0);
+        st->cas_seq = NULL;
+    }
+    /* Secondary first: it refers to the primary. */
+    if (st->expiry != NULL) {
+        st->expiry->close(st->expiry, 0);
+        st->expiry = NULL;
+    }
+    if (st->items != NULL) {
+        st->items->close(st->items, 0);
+        st->items = NULL;
+    }
+    if (st->meta != NULL) {
+        st->meta->close(st->meta, 0);
+        st->meta = NULL;
+    }
+    if (st->env != NULL) {
+        st->env->close(st->env, 0);
+        st->env = NULL;
+    }
+    errcall_store = NULL;
+}

@@ -1,0 +1,68 @@
+/* Internal to storage/: the store's Berkeley DB handles and helpers shared by its files. */
+#ifndef MCSTORE_STORAGE_BDB_ENV_H
+#define MCSTORE_STORAGE_BDB_ENV_H
+
+#include <db.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "storage/record.h"
+#include "storage/store.h"
+
+/* How many times a transaction that lost a deadlock is retried before the client gets an
+ * error. */
+#define STORE_DEADLOCK_RETRIES 20
+
+struct store {
+    struct store_config cfg;
+    DB_ENV *env;
+    DB *items;          /* primary: key -> record (btree) */
+    DB *expiry;         /* secondary: exptime -> key, only for items that expire */
+    DB *meta;           /* the cas sequence and the flush markers */
+    DB_SEQUENCE *cas_seq;
+
+    /* flush_all markers, persisted in meta; read on every access */
+    _Atomic uint64_t flush_cas;     /* items with a smaller cas are gone */
+    _Atomic uint32_t flush_time;    /* items written before it are gone once it is reached */
+    _Atomic bool flush_scan_pending;
+
+    _Atomic uint64_t item_count;
+    _Atomic uint64_t item_bytes;
+    _Atomic uint64_t total_items;
+    _Atomic uint64_t expired_swept;
+    _Atomic uint64_t flushed_swept;
+    _Atomic uint64_t checkpoints;
+    _Atomic uint64_t deadlock_retries;
+
+    pthread_mutex_t bg_lock;
+    pthread_cond_t bg_cond;
+    bool bg_stop;
+    pthread_t sweeper;
+    pthread_t checkpointer;
+    bool threads_started;
+};
+
+/* Opens the environment and databases (with recovery). 0 or a Berkeley DB error. */
+int bdb_env_open(struct store *st);
+
+/* Closes whatever bdb_env_open opened. */
+void bdb_env_close(struct store *st);
+
+/* True when the record is invisible: expired or removed by flush_all. */
+bool store_record_dead(struct store *st, const struct record_header *h, uint32_t now);
+
+/* Records a Berkeley DB failure as the calling thread's error reason. */
+void store_set_error(int ret);
+
+/* Logs through the configured log function. */
+void store_log(struct store *st, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Background threads (sweeper.c). */
+int store_start_threads(struct store *st);
+void store_stop_threads(struct store *st);
+
+/* Persists the flush markers in meta within txn. */
+int store_write_flush_meta(struct store *st, DB_TXN *txn);
+
+#endif

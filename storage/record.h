@@ -1,0 +1,37 @@
+/* The on-disk item record: a versioned little-endian header followed by the value bytes. */
+#ifndef MCSTORE_STORAGE_RECORD_H
+#define MCSTORE_STORAGE_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Layout (all little endian):
+ *   0  u8   version (RECORD_VERSION)
+ *   1  u8   reserved[3], zero
+ *   4  u32  client flags
+ *   8  u32  exptime, absolute unix time, 0 = never   (the expiry index reads this field)
+ *  12  u32  mtime, unix time of the last write      (flush_all with a delay)
+ *  16  u64  cas unique
+ *  24  ...  value
+ */
+#define RECORD_VERSION 1
+#define RECORD_HEADER 24
+#define RECORD_EXPTIME_OFFSET 8
+
+struct record_header {
+    uint32_t flags;
+    uint32_t exptime;
+    uint32_t mtime;
+    uint64_t cas;
+};
+
+void record_encode_header(unsigned char *out, const struct record_header *h);
+
+/* False when the bytes are too short or of an unknown version. */
+bool record_decode_header(const unsigned char *in, size_t len, struct record_header *h);
+
+uint32_t record_le32(const unsigned char *p);
+
+#endif

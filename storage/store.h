@@ -1,0 +1,132 @@
+/* The store interface: memcached's commands over a persistent, transactional store. */
+#ifndef MCSTORE_STORAGE_STORE_H
+#define MCSTORE_STORAGE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;   /* opaque: one Berkeley DB environment with its databases and threads */
+
+struct store_config {
+    const char *home;           /* the data home (a Berkeley DB environment directory) */
+    size_t cache_bytes;         /* Berkeley DB cache size */
+    size_t item_max;            /* largest value an append/prepend may grow to */
+    int checkpoint_sec;         /* background checkpoint period */
+    int sweep_interval_ms;      /* expiry sweeper period */
+    /* Receives Berkeley DB's and the store's messages: level 0 error, 1 warning, 2 info. */
+    void (*log_fn)(int level, const char *msg);
+};
+
+/* Outcomes of a command; storage failures are STORE_ERROR with store_error_reason(). */
+enum store_status {
+    STORE_OK = 0,       /* get hit, deleted, touched, incremented, flushed */
+    STORE_STORED,
+    STORE_NOT_STORED,
+    STORE_EXISTS,       /* cas mismatch */
+    STORE_NOT_FOUND,
+    STORE_NON_NUMERIC,  /* incr/decr on a value that is not a decimal number */
+    STORE_TOO_LARGE,    /* append/prepend would exceed the item size limit */
+    STORE_ERROR,
+};
+
+enum store_mode {
+    STORE_MODE_SET,
+    STORE_MODE_ADD,
+    STORE_MODE_REPLACE,
+    STORE_MODE_APPEND,
+    STORE_MODE_PREPEND,
+    STORE_MODE_CAS,
+};
+
+/* One item as read: value points into the caller's store_buf. */
+struct store_item {
+    uint32_t flags;
+    uint32_t exptime;           /* absolute unix time, 0 = never */
+    uint64_t cas;
+    const char *value;
+    size_t nvalue;
+};
+
+/* Per-thread scratch memory for reads; grows to the largest item read, freed by the owner. */
+struct store_buf {
+    char *data;
+    size_t cap;
+};
+
+void store_buf_free(struct store_buf *buf);
+
+/*
+ * Opens (creating if needed) the environment at cfg->home, running normal recovery, and
+ * starts the sweeper and checkpoint threads. Returns 0, or -1 after logging why.
+ * The caller must hold the data home's lock file: recovery is unsafe with another process.
+ */
+int store_open(const struct store_config *cfg, struct store **out);
+
+/* Stops the background threads, checkpoints and closes everything. Not thread safe: call once,
+ * after every worker has stopped using st. */
+void store_close(struct store *st);
+
+/*
+ * All command functions below are thread safe, one Berkeley DB transaction each (reads use
+ * none), with deadlocks retried a bounded number of times. Keys are 1..250 bytes.
+ */
+
+/* Reads key. STORE_OK fills item (value in buf), or STORE_NOT_FOUND (missing, expired,
+ * flushed). With touch, also sets the exptime to 'exptime' (absolute) in the same txn (gat). */
+enum store_status store_get(struct store *st, struct store_buf *buf, const char *key,
+                            size_t nkey, bool touch, uint32_t exptime, struct store_item *item);
+
+/* set/add/replace/append/prepend/cas. cas_in is the client's unique for STORE_MODE_CAS.
+ * On STORE_STORED *cas_out is the item's new unique. */
+enum store_status store_update(struct store *st, struct store_buf *buf, enum store_mode mode,
+                               const char *key, size_t nkey, uint32_t flags, uint32_t exptime,
+                               uint64_t cas_in, const char *data, size_t ndata,
+                               uint64_t *cas_out);
+
+/* incr/decr with memcached's rules. On STORE_OK, digits/ndigits hold the new value (digits
+ * needs 21 bytes) and *value the number. */
+enum store_status store_delta(struct store *st, struct store_buf *buf, const char *key,
+                              size_t nkey, bool incr, uint64_t delta, char *digits,
+                              size_t *ndigits, uint64_t *value);
+
+/* STORE_OK when a live item was deleted, else STORE_NOT_FOUND. */
+enum store_status store_delete(struct store *st, struct store_buf *buf, const char *key,
+                               size_t nkey);
+
+/* STORE_OK when a live item got the new exptime, else STORE_NOT_FOUND. */
+enum store_status store_touch(struct store *st, struct store_buf *buf, const char *key,
+                              size_t nkey, uint32_t exptime);
+
+/* Invalidates every item now (at_abs == 0) or at unix time at_abs, as memcached's flush_all;
+ * the sweeper then deletes the invalidated records in the background. */
+enum store_status store_flush_all(struct store *st, uint32_t at_abs);
+
+/* Called for each item of a range; return false to stop. */
+typedef bool (*store_range_fn)(void *arg, const char *key, size_t nkey,
+                               const struct store_item *item);
+
+/* Live items with start <= key <= end in byte order (bounds excluded when *_open), at most
+ * max of them, passed to fn in order. */
+enum store_status store_range(struct store *st, struct store_buf *buf, const char *start,
+                              size_t nstart, const char *end, size_t nend, bool left_open,
+                              bool right_open, uint32_t max, store_range_fn fn, void *arg);
+
+/* Receives one statistic. */
+typedef void (*store_stat_fn)(void *arg, const char *name, const char *value);
+
+/* Item counts and Berkeley DB figures (pages, cache hit rate, log size...). Thread safe. */
+void store_stats(struct store *st, store_stat_fn fn, void *arg);
+
+/* Number of records stored (live or not yet swept) and their value bytes. */
+uint64_t store_item_count(struct store *st);
+uint64_t store_item_bytes(struct store *st);
+uint64_t store_total_items(struct store *st);
+
+/* Forces a checkpoint now. Returns 0 or -1. */
+int store_checkpoint(struct store *st);
+
+/* Why the calling thread's last STORE_ERROR happened, for "SERVER_ERROR <reason>". */
+const char *store_error_reason(void);
+
+#endif

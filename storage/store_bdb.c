@@ -1,0 +1,707 @@
+/* memcached's commands as Berkeley DB transactions on the item database. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "protocol/text.h"
+#include "storage/bdb_env.h"
+
+/* memcached's per-item overhead, so -I means the same thing here (see protocol/text.c). */
+#define ITEM_OVERHEAD(nkey, flags) (48 + (nkey) + 1 + ((flags) != 0 ? 4 : 0) + 2 + 8)
+
+/* Scratch buffers of one thread: rd for records read, wr for the record being written. */
+struct scratch {
+    struct store_buf *rd;
+    char *wr;
+    size_t wr_cap;
+};
+
+static _Thread_local char *tl_wr;
+static _Thread_local size_t tl_wr_cap;
+
+void store_buf_free(struct store_buf *buf)
+{
+    free(buf->data);
+    buf->data = NULL;
+    buf->cap = 0;
+    free(tl_wr);
+    tl_wr = NULL;
+    tl_wr_cap = 0;
+}
+
+static int buf_reserve(char **data, size_t *cap, size_t need)
+{
+    if (*cap >= need) {
+        return 0;
+    }
+    size_t n = *cap < 4096 ? 4096 : *cap;
+    while (n < need) {
+        n *= 2;
+    }
+    char *p = realloc(*data, n);
+    if (p == NULL) {
+        return ENOMEM;
+    }
+    *data = p;
+    *cap = n;
+    return 0;
+}
+
+static uint32_t now_sec(void)
+{
+    return (uint32_t)time(NULL);
+}
+
+bool store_record_dead(struct store *st, const struct record_header *h, uint32_t now)
+{
+    if (h->exptime != 0 && h->exptime <= now) {
+        return true;
+    }
+    uint64_t fc = atomic_load_explicit(&st->flush_cas, memory_order_relaxed);
+    if (fc != 0 && h->cas < fc) {
+        return true;
+    }
+    /* memcached makes a delayed flush bite one second early (oldest_live = time - 1). */
+    uint32_t ft = atomic_load_explicit(&st->flush_time, memory_order_relaxed);
+    return ft != 0 && now + 1 >= ft && h->mtime < ft;
+}
+
+static void init_key(DBT *k, const char *key, size_t nkey)
+{
+    memset(k, 0, sizeof(*k));
+    k->data = (void *)key;
+    k->size = (uint32_t)nkey;
+}
+
+/* Reads the whole record into rd; *len is its size. Returns 0, DB_NOTFOUND or an error. */
+static int read_record(DB *db, DB_TXN *txn, struct store_buf *rd, const char *key, size_t nkey,
+                       uint32_t flags, size_t *len)
+{
+    DBT k;
+    DBT d;
+    int ret;
+
+    init_key(&k, key, nkey);
+    memset(&d, 0, sizeof(d));
+    for (;;) {
+        d.data = rd->data;
+        d.ulen = (uint32_t)rd->cap;
+        d.flags = DB_DBT_USERMEM;
+        ret = db->get(db, txn, &k, &d, flags);
+        if (ret != DB_BUFFER_SMALL) {
+            break;
+        }
+        if ((ret = buf_reserve(&rd->data, &rd->cap, d.size)) != 0) {
+            return ret;
+        }
+    }
+    *len = d.size;
+    return ret;
+}
+
+static int next_cas(struct store *st, uint64_t *cas)
+{
+    db_seq_t v;
+    int ret = st->cas_seq->get(st->cas_seq, NULL, 1, &v, 0);
+    if (ret == 0) {
+        *cas = (uint64_t)v;
+    }
+    return ret;
+}
+
+/* Writes header + value parts (a, then b) as key's record within txn. */
+static int write_record(struct store *st, DB_TXN *txn, const char *key, size_t nkey,
+                        const struct record_header *h, const char *a, size_t na, const char *b,
+                        size_t nb)
+{
+    size_t total = RECORD_HEADER + na + nb;
+    int ret = buf_reserve(&tl_wr, &tl_wr_cap, total);
+    if (ret != 0) {
+        return ret;
+    }
+    record_encode_header((unsigned char *)tl_wr, h);
+    if (na > 0) {
+        memcpy(tl_wr + RECORD_HEADER, a, na);
+    }
+    if (nb > 0) {
+        memcpy(tl_wr + RECORD_HEADER + na, b, nb);
+    }
+    DBT k;
+    DBT d;
+    init_key(&k, key, nkey);
+    memset(&d, 0, sizeof(d));
+    d.data = tl_wr;
+    d.size = (uint32_t)total;
+    return st->items->put(st->items, txn, &k, &d, 0);
+}
+
+/* Arguments and results of one command, carried through the retry loop. */
+struct op {
+    struct store_buf *rd;
+    enum store_mode mode;
+    const char *key;
+    size_t nkey;
+    uint32_t flags;
+    uint32_t exptime;
+    uint64_t cas_in;
+    const char *data;
+    size_t ndata;
+    bool incr;
+    uint64_t delta;
+    bool touch;
+    size_t item_max;
+
+    enum store_status status;
+    uint64_t cas_out;
+    char *digits;
+    size_t ndigits;
+    uint64_t value;
+    struct store_item *item;
+    int64_t count_delta;
+    int64_t bytes_delta;
+    uint64_t stored;
+};
+
+typedef int (*op_fn)(struct store *st, DB_TXN *txn, struct op *op);
+
+static bool retryable(int ret)
+{
+    return ret == DB_LOCK_DEADLOCK || ret == DB_LOCK_NOTGRANTED;
+}
+
+static void apply_counts(struct store *st, const struct op *op)
+{
+    if (op->count_delta != 0) {
+        atomic_fetch_add(&st->item_count, (uint64_t)op->count_delta);
+    }
+    if (op->bytes_delta != 0) {
+        atomic_fetch_add(&st->item_bytes, (uint64_t)op->bytes_delta);
+    }
+    if (op->stored != 0) {
+        atomic_fetch_add(&st->total_items, op->stored);
+    }
+}
+
+/* Runs fn in a transaction, retrying lost deadlocks a bounded number of times. */
+static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
+{
+    for (int attempt = 0;; attempt++) {
+        DB_TXN *txn;
+        op->count_delta = 0;
+        op->bytes_delta = 0;
+        op->stored = 0;
+        op->status = STORE_ERROR;
+        int ret = st->env->txn_begin(st->env, NULL, &txn, 0);
+        if (ret != 0) {
+            store_set_error(ret);
+            store_log(st, 0, "txn_begin: %s", db_strerror(ret));
+            return STORE_ERROR;
+        }
+        ret = fn(st, txn, op);
+        if (ret == 0) {
+            ret = txn->commit(txn, 0);
+            if (ret == 0) {
+                apply_counts(st, op);
+                return op->status;
+            }
+            store_set_error(ret);
+            store_log(st, 0, "commit: %s", db_strerror(ret));
+            return STORE_ERROR;
+        }
+        txn->abort(txn);
+        if (retryable(ret) && attempt < STORE_DEADLOCK_RETRIES) {
+            atomic_fetch_add(&st->deadlock_retries, 1);
+            continue;
+        }
+        store_set_error(ret);
+        if (!retryable(ret)) {
+            store_log(st, 0, "storage operation failed: %s", db_strerror(ret));
+        }
+        return STORE_ERROR;
+    }
+}
+
+/* Reads key for update (write-locked). *alive tells whether a live item is there. */
+static int read_for_update(struct store *st, DB_TXN *txn, struct op *op, struct record_header *h,
+                           size_t *len, bool *exists, bool *alive)
+{
+    int ret = read_record(st->items, txn, op->rd, op->key, op->nkey, DB_RMW, len);
+    *exists = false;
+    *alive = false;
+    if (ret == DB_NOTFOUND) {
+        return 0;
+    }
+    if (ret != 0) {
+        return ret;
+    }
+    *exists = true;
+    if (!record_decode_header((const unsigned char *)op->rd->data, *len, h)) {
+        store_log(st, 1, "unreadable record for a key of %zu bytes; treating it as missing",
+                  op->nkey);
+        return 0;
+    }
+    *alive = !store_record_dead(st, h, now_sec());
+    return 0;
+}
+
+static int op_set(struct store *st, DB_TXN *txn, struct op *op)
+{
+    DBT k;
+    DBT d;
+    init_key(&k, op->key, op->nkey);
+    memset(&d, 0, sizeof(d));
+    d.flags = DB_DBT_USERMEM; /* ulen 0: learn whether it exists and its size, lock it */
+    int ret = st->items->get(st->items, txn, &k, &d, DB_RMW);
+    bool exists = (ret == DB_BUFFER_SMALL || ret == 0);
+    if (!exists && ret != DB_NOTFOUND) {
+        return ret;
+    }
+    struct record_header h = {op->flags, op->exptime, now_sec(), 0};
+    if ((ret = next_cas(st, &h.cas)) != 0) {
+        return ret;
+    }
+    if ((ret = write_record(st, txn, op->key, op->nkey, &h, op->data, op->ndata, NULL, 0)) != 0) {
+        return ret;
+    }
+    op->count_delta = exists ? 0 : 1;
+    op->bytes_delta = (int64_t)op->ndata - (exists && d.size > RECORD_HEADER
+                                                ? (int64_t)(d.size - RECORD_HEADER) : 0);
+    op->cas_out = h.cas;
+    op->stored = 1;
+    op->status = STORE_STORED;
+    return 0;
+}
+
+static int op_update(struct store *st, DB_TXN *txn, struct op *op)
+{
+    if (op->mode == STORE_MODE_SET) {
+        return op_set(st, txn, op);
+    }
+    struct record_header old;
+    size_t len;
+    bool exists;
+    bool alive;
+    int ret = read_for_update(st, txn, op, &old, &len, &exists, &alive);
+    if (ret != 0) {
+        return ret;
+    }
+    size_t old_n = exists ? len - RECORD_HEADER : 0;
+    const char *old_v = op->rd->data + RECORD_HEADER;
+
+    switch (op->mode) {
+    case STORE_MODE_ADD:
+        if (alive) {
+            op->status = STORE_NOT_STORED;
+            return 0;
+        }
+        break;
+    case STORE_MODE_REPLACE:
+    case STORE_MODE_APPEND:
+    case STORE_MODE_PREPEND:
+        if (!alive) {
+            op->status = STORE_NOT_STORED;
+            return 0;
+        }
+        break;
+    case STORE_MODE_CAS:
+        if (!alive) {
+            op->status = STORE_NOT_FOUND;
+            return 0;
+        }
+        if (old.cas != op->cas_in) {
+            op->status = STORE_EXISTS;
+            return 0;
+        }
+        break;
+    case STORE_MODE_SET:
+        break;
+    }
+
+    struct record_header h = {op->flags, op->exptime, now_sec(), 0};
+    const char *a = op->data;
+    size_t na = op->ndata;
+    const char *b = NULL;
+    size_t nb = 0;
+    if (op->mode == STORE_MODE_APPEND || op->mode == STORE_MODE_PREPEND) {
+        /* memcached keeps the stored item's flags and exptime */
+        h.flags = old.flags;
+        h.exptime = old.exptime;
+        if (ITEM_OVERHEAD(op->nkey, h.flags) + old_n + op->ndata > op->item_max) {
+            op->status = STORE_TOO_LARGE;
+            return 0;
+        }
+        if (op->mode == STORE_MODE_APPEND) {
+            a = old_v;
+            na = old_n;
+            b = op->data;
+            nb = op->ndata;
+        } else {
+            b = old_v;
+            nb = old_n;
+        }
+    }
+    if ((ret = next_cas(st, &h.cas)) != 0) {
+        return ret;
+    }
+    if ((ret = write_record(st, txn, op->key, op->nkey, &h, a, na, b, nb)) != 0) {
+        return ret;
+    }
+    op->count_delta = exists ? 0 : 1;
+    op->bytes_delta = (int64_t)(na + nb) - (int64_t)old_n;
+    op->cas_out = h.cas;
+    op->stored = 1;
+    op->status = STORE_STORED;
+    return 0;
+}
+
+enum store_status store_update(struct store *st, struct store_buf *buf, enum store_mode mode,
+                               const char *key, size_t nkey, uint32_t flags, uint32_t exptime,
+                               uint64_t cas_in, const char *data, size_t ndata,
+                               uint64_t *cas_out)
+{
+    struct op op = {.rd = buf, .mode = mode, .key = key, .nkey = nkey, .flags = flags,
+                    .exptime = exptime, .cas_in = cas_in, .data = data, .ndata = ndata,
+                    .item_max = st->cfg.item_max};
+    enum store_status s = run_txn(st, op_update, &op);
+    if (s == STORE_STORED && cas_out != NULL) {
+        *cas_out = op.cas_out;
+    }
+    return s;
+}
+
+static void fill_item(struct store_item *item, const struct record_header *h, const char *rec,
+                      size_t len)
+{
+    item->flags = h->flags;
+    item->exptime = h->exptime;
+    item->cas = h->cas;
+    item->value = rec + RECORD_HEADER;
+    item->nvalue = len - RECORD_HEADER;
+}
+
+/* gat: read and set the new exptime in one transaction; the cas does not change (memcached). */
+static int op_get_touch(struct store *st, DB_TXN *txn, struct op *op)
+{
+    struct record_header h;
+    size_t len;
+    bool exists;
+    bool alive;
+    int ret = read_for_update(st, txn, op, &h, &len, &exists, &alive);
+    if (ret != 0) {
+        return ret;
+    }
+    if (!alive) {
+        op->status = STORE_NOT_FOUND;
+        return 0;
+    }
+    h.exptime = op->exptime;
+    char *rec = op->rd->data;
+    ret = write_record(st, txn, op->key, op->nkey, &h, rec + RECORD_HEADER, len - RECORD_HEADER,
+                       NULL, 0);
+    if (ret != 0) {
+        return ret;
+    }
+    if (op->item != NULL) {
+        fill_item(op->item, &h, rec, len);
+    }
+    op->status = STORE_OK;
+    return 0;
+}
+
+enum store_status store_get(struct store *st, struct store_buf *buf, const char *key,
+                            size_t nkey, bool touch, uint32_t exptime, struct store_item *item)
+{
+    if (touch) {
+        struct op op = {.rd = buf, .key = key, .nkey = nkey, .exptime = exptime, .item = item};
+        return run_txn(st, op_get_touch, &op);
+    }
+    for (int attempt = 0;; attempt++) {
+        size_t len;
+        int ret = read_record(st->items, NULL, buf, key, nkey, 0, &len);
+        if (ret == DB_NOTFOUND) {
+            return STORE_NOT_FOUND;
+        }
+        if (retryable(ret) && attempt < STORE_DEADLOCK_RETRIES) {
+            continue;
+        }
+        if (ret != 0) {
+            store_set_error(ret);
+            store_log(st, 0, "get: %s", db_strerror(ret));
+            return STORE_ERROR;
+        }
+        struct record_header h;
+        if (!record_decode_header((const unsigned char *)buf->data, len, &h) ||
+            store_record_dead(st, &h, now_sec())) {
+            return STORE_NOT_FOUND;
+        }
+        fill_item(item, &h, buf->data, len);
+        return STORE_OK;
+    }
+}
+
+enum store_status store_touch(struct store *st, struct store_buf *buf, const char *key,
+                              size_t nkey, uint32_t exptime)
+{
+    struct op op = {.rd = buf, .key = key, .nkey = nkey, .exptime = exptime, .item = NULL};
+    return run_txn(st, op_get_touch, &op);
+}
+
+static int op_delta(struct store *st, DB_TXN *txn, struct op *op)
+{
+    struct record_header h;
+    size_t len;
+    bool exists;
+    bool alive;
+    int ret = read_for_update(st, txn, op, &h, &len, &exists, &alive);
+    if (ret != 0) {
+        return ret;
+    }
+    if (!alive) {
+        op->status = STORE_NOT_FOUND;
+        return 0;
+    }
+    size_t old_n = len - RECORD_HEADER;
+    size_t padded;
+    if (!proto_text_apply_delta(op->rd->data + RECORD_HEADER, old_n, op->incr, op->delta,
+                                op->digits, &op->ndigits, &padded, &op->value)) {
+        op->status = STORE_NON_NUMERIC;
+        return 0;
+    }
+    /* memcached rewrites a shorter number in place, padded with spaces to the old length */
+    char small[64];
+    char *value = padded <= sizeof(small) ? small : malloc(padded);
+    if (value == NULL) {
+        return ENOMEM;
+    }
+    memcpy(value, op->digits, op->ndigits);
+    memset(value + op->ndigits, ' ', padded - op->ndigits);
+    size_t nvalue = padded;
+    h.mtime = now_sec();
+    ret = next_cas(st, &h.cas);
+    if (ret == 0) {
+        ret = write_record(st, txn, op->key, op->nkey, &h, value, nvalue, NULL, 0);
+    }
+    if (value != small) {
+        free(value);
+    }
+    if (ret != 0) {
+        return ret;
+    }
+    op->bytes_delta = (int64_t)nvalue - (int64_t)old_n;
+    op->status = STORE_OK;
+    return 0;
+}
+
+enum store_status store_delta(struct store *st, struct store_buf *buf, const char *key,
+                              size_t nkey, bool incr, uint64_t delta, char *digits,
+                              size_t *ndigits, uint64_t *value)
+{
+    struct op op = {.rd = buf, .key = key, .nkey = nkey, .incr = incr, .delta = delta,
+                    .digits = digits};
+    enum store_status s = run_txn(st, op_delta, &op);
+    if (s == STORE_OK) {
+        *ndigits = op.ndigits;
+        if (value != NULL) {
+            *value = op.value;
+        }
+    }
+    return s;
+}
+
+static int op_delete(struct store *st, DB_TXN *txn, struct op *op)
+{
+    struct record_header h;
+    size_t len;
+    bool exists;
+    bool alive;
+    int ret = read_for_update(st, txn, op, &h, &len, &exists, &alive);
+    if (ret != 0) {
+        return ret;
+    }
+    if (!exists) {
+        op->status = STORE_NOT_FOUND;
+        return 0;
+    }
+    DBT k;
+    init_key(&k, op->key, op->nkey);
+    if ((ret = st->items->del(st->items, txn, &k, 0)) != 0) {
+        return ret;
+    }
+    op->count_delta = -1;
+    op->bytes_delta = -(int64_t)(len - RECORD_HEADER);
+    op->status = alive ? STORE_OK : STORE_NOT_FOUND;
+    return 0;
+}
+
+enum store_status store_delete(struct store *st, struct store_buf *buf, const char *key,
+                               size_t nkey)
+{
+    struct op op = {.rd = buf, .key = key, .nkey = nkey};
+    return run_txn(st, op_delete, &op);
+}
+
+static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int op_flush(struct store *st, DB_TXN *txn, struct op *op)
+{
+    int ret = store_write_flush_meta(st, txn);
+    op->status = ret == 0 ? STORE_OK : STORE_ERROR;
+    return ret;
+}
+
+enum store_status store_flush_all(struct store *st, uint32_t at_abs)
+{
+    pthread_mutex_lock(&flush_lock);
+    uint64_t old_cas = atomic_load(&st->flush_cas);
+    uint32_t old_time = atomic_load(&st->flush_time);
+    if (at_abs == 0) {
+        uint64_t cas;
+        int ret = next_cas(st, &cas);
+        if (ret != 0) {
+            pthread_mutex_unlock(&flush_lock);
+            store_set_error(ret);
+            return STORE_ERROR;
+        }
+        /* every item written so far has a smaller cas; an immediate flush also cancels a
+         * pending delayed one, as in memcached */
+        atomic_store(&st->flush_cas, cas);
+        atomic_store(&st->flush_time, 0);
+    } else {
+        atomic_store(&st->flush_time, at_abs);
+    }
+    atomic_store(&st->flush_scan_pending, true);
+    struct op op = {0};
+    enum store_status s = run_txn(st, op_flush, &op);
+    if (s != STORE_OK) {
+        atomic_store(&st->flush_cas, old_cas);
+        atomic_store(&st->flush_time, old_time);
+    }
+    pthread_mutex_unlock(&flush_lock);
+    pthread_mutex_lock(&st->bg_lock);
+    pthread_cond_broadcast(&st->bg_cond);
+    pthread_mutex_unlock(&st->bg_lock);
+    return s;
+}
+
+static int key_cmp(const char *a, size_t na, const char *b, size_t nb)
+{
+    int c = memcmp(a, b, na < nb ? na : nb);
+    if (c != 0) {
+        return c;
+    }
+    return na < nb ? -1 : na > nb ? 1 : 0;
+}
+
+enum store_status store_range(struct store *st, struct store_buf *buf, const char *start,
+                              size_t nstart, const char *end, size_t nend, bool left_open,
+                              bool right_open, uint32_t max, store_range_fn fn, void *arg)
+{
+    DBC *cur;
+    DBT k;
+    DBT d;
+    char kbuf[PROTO_KEY_MAX + 1];
+    uint32_t sent = 0;
+    uint32_t now = now_sec();
+    int ret = st->items->cursor(st->items, NULL, &cur, 0);
+
+    (void)buf;
+    if (ret != 0) {
+        store_set_error(ret);
+        return STORE_ERROR;
+    }
+    memset(&k, 0, sizeof(k));
+    memset(&d, 0, sizeof(d));
+    memcpy(kbuf, start, nstart);
+    k.data = kbuf;
+    k.size = (uint32_t)nstart;
+    k.ulen = sizeof(kbuf);
+    k.flags = DB_DBT_USERMEM;
+    d.flags = DB_DBT_REALLOC;
+    ret = cur->get(cur, &k, &d, DB_SET_RANGE);
+    while (ret == 0 && sent < max) {
+        int c_end = key_cmp(k.data, k.size, end, nend);
+        if (c_end > 0 || (right_open && c_end == 0)) {
+            break;
+        }
+        bool skip = left_open && key_cmp(k.data, k.size, start, nstart) == 0;
+        struct record_header h;
+        if (!skip && record_decode_header(d.data, d.size, &h) && !store_record_dead(st, &h, now)) {
+            struct store_item item;
+            fill_item(&item, &h, d.data, d.size);
+            sent++;
+            if (!fn(arg, k.data, k.size, &item)) {
+                break;
+            }
+        }
+        ret = cur->get(cur, &k, &d, DB_NEXT);
+    }
+    free(d.data);
+    cur->close(cur);
+    if (ret != 0 && ret != DB_NOTFOUND) {
+        store_set_error(ret);
+        return STORE_ERROR;
+    }
+    return STORE_OK;
+}
+
+uint64_t store_item_count(struct store *st)
+{
+    return atomic_load(&st->item_count);
+}
+
+uint64_t store_item_bytes(struct store *st)
+{
+    return atomic_load(&st->item_bytes);
+}
+
+uint64_t store_total_items(struct store *st)
+{
+    return atomic_load(&st->total_items);
+}
+
+int store_open(const struct store_config *cfg, struct store **out)
+{
+    struct store *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return -1;
+    }
+    st->cfg = *cfg;
+    pthread_mutex_init(&st->bg_lock, NULL);
+    pthread_cond_init(&st->bg_cond, NULL);
+    if (bdb_env_open(st) != 0) {
+        bdb_env_close(st);
+        free(st);
+        return -1;
+    }
+    if (store_start_threads(st) != 0) {
+        bdb_env_close(st);
+        free(st);
+        return -1;
+    }
+    *out = st;
+    return 0;
+}
+
+int store_checkpoint(struct store *st)
+{
+    int ret = st->env->txn_checkpoint(st->env, 0, 0, 0);
+    if (ret != 0) {
+        store_log(st, 0, "checkpoint: %s", db_strerror(ret));
+        return -1;
+    }
+    atomic_fetch_add(&st->checkpoints, 1);
+    return 0;
+}
+
+void store_close(struct store *st)
+{
+    store_stop_threads(st);
+    store_checkpoint(st);
+    bdb_env_close(st);
+    pthread_mutex_destroy(&st->bg_lock);
+    pthread_cond_destroy(&st->bg_cond);
+    free(st);
+}
