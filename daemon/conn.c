@@ -28,7 +28,6 @@
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 static bool conn_process(struct conn *c, bool draining);
-static void conn_flush(struct conn *c);
 
 const char *conn_state_name(int state)
 {
@@ -117,6 +116,7 @@ struct conn *conn_new(struct worker *w, int fd, const char *peer)
 void conn_close(struct conn *c)
 {
     struct worker *w = c->w;
+    worker_unqueue_sync(w, c);
     worker_remove_conn(w, c);
     event_free(c->rev);
     event_free(c->wev);
@@ -221,6 +221,7 @@ static bool conn_process(struct conn *c, bool draining)
     struct worker *w = c->w;
     const struct proto_text_limits lim = {.item_max = w->srv->settings.item_max};
     int budget = REQS_PER_EVENT;
+    uint64_t unsynced_before = store_unsynced_writes();
 
     for (;;) {
         if (c->close_now) {
@@ -297,15 +298,23 @@ out:
     if (draining && conn_get_state(c) != CONN_CLOSING) {
         conn_set_state(c, CONN_CLOSING);
     }
+    if (store_unsynced_writes() != unsynced_before) {
+        /* fsync durability: no reply of this batch before the log flush that covers it */
+        worker_queue_sync(w, c);
+        return true;
+    }
     conn_flush(c);
     return true;
 }
 
 /* Writes pending replies; closes, pauses or resumes reading as the output dictates. */
-static void conn_flush(struct conn *c)
+void conn_flush(struct conn *c)
 {
     bool progress = false;
 
+    if (c->sync_queued) {
+        return; /* these replies go out after the group commit covering their writes */
+    }
     while (evbuffer_get_length(c->out) > 0) {
         int n = evbuffer_write(c->out, c->fd);
         if (n > 0) {

@@ -36,6 +36,9 @@ struct conn {
     bool read_paused;           /* stopped reading: output over the high watermark */
     bool close_now;             /* a limit was hit: close without flushing */
     _Atomic int64_t last_cmd;   /* unix time of the last request */
+    bool sync_queued;           /* replies wait for the worker's group commit (fsync mode) */
+    struct conn *sync_prev;
+    struct conn *sync_next;
     char peer[64];
 
     struct conn *prev;
@@ -52,6 +55,9 @@ void conn_close(struct conn *c);
 /* Shutdown: execute the complete requests already buffered, stop reading, and close once the
  * replies are written. Worker thread only. */
 void conn_drain(struct conn *c);
+
+/* Writes pending replies (after a group commit, for connections that waited on one). */
+void conn_flush(struct conn *c);
 
 /* Name of a state for "stats conns". */
 const char *conn_state_name(int state);

@@ -365,7 +365,7 @@ static void stats_settings(struct conn *c)
     stat_line(o, "sweep_interval_ms", "%d", s->sweep_interval_ms);
     stat_line(o, "write_timeout", "%d", s->write_timeout);
     stat_line(o, "max_output", "%zu", s->max_output);
-    stat_line(o, "durability", "%s", "os");
+    stat_line(o, "durability", "%s", store_durability_name(s->durability));
 }
 
 static void stats_conns(struct conn *c)

@@ -123,6 +123,7 @@ int main(int argc, char **argv)
         .checkpoint_sec = s->checkpoint_sec,
         .sweep_interval_ms = s->sweep_interval_ms,
         .log_fn = store_log_bridge,
+        .durability = s->durability,
     };
     log_info("opening data home %s (recovery runs if needed)", s->home);
     if (store_open(&cfg, &srv.store) != 0) {
@@ -149,8 +150,9 @@ int main(int argc, char **argv)
         log_error("cannot install signal handlers");
         goto done;
     }
-    log_warn("mcstore %s listening on %s, data home %s, %d threads", PACKAGE_VERSION,
-             srv.listen_desc, s->home, s->threads);
+    log_warn("mcstore %s listening on %s, data home %s, %d threads, durability %s",
+             PACKAGE_VERSION, srv.listen_desc, s->home, s->threads,
+             store_durability_name(s->durability));
     event_base_dispatch(base);
     rc = EXIT_SUCCESS;
 

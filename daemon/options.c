@@ -18,6 +18,7 @@ enum long_only {
     OPT_CHECKPOINT_SEC,
     OPT_SWEEP_INTERVAL,
     OPT_LOG_FILE,
+    OPT_DURABILITY,
 };
 
 static const struct option long_options[] = {
@@ -38,6 +39,7 @@ static const struct option long_options[] = {
     {"checkpoint-sec", required_argument, NULL, OPT_CHECKPOINT_SEC},
     {"sweep-interval-ms", required_argument, NULL, OPT_SWEEP_INTERVAL},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"durability", required_argument, NULL, OPT_DURABILITY},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -59,6 +61,7 @@ void options_defaults(struct settings *s)
     s->max_output = 64 * 1024 * 1024;
     s->checkpoint_sec = 60;
     s->sweep_interval_ms = 1000;
+    s->durability = STORE_DURABILITY_OS;
 }
 
 bool options_parse_size(const char *text, size_t *out)
@@ -111,6 +114,10 @@ void options_usage(const struct settings *d)
            "-I, --max-item-size=SIZE   largest item, with k/m suffix (default: %zum)\n"
            "-H, --home=DIR             data home: the Berkeley DB environment (default: %s)\n"
            "-m, --cache-mb=MB          Berkeley DB cache size in MB (default: %zu)\n"
+           "    --durability=MODE      when a write is acknowledged: fsync (on disk, group\n"
+           "                           commit), os (survives a crash of the process), none\n"
+           "                           (in memory until a checkpoint) (default: %s)\n"
+           "-N                         same as --durability=none (MemcacheDB's flag)\n"
            "    --idle-timeout=SEC     close connections idle this long, 0 = never (default: %d)\n"
            "    --write-timeout=SEC    close a connection whose replies make no progress this\n"
            "                           long: a client that never reads (default: %d)\n"
@@ -121,7 +128,8 @@ void options_usage(const struct settings *d)
            "-h, --help                 this text\n"
            "-V, --version              print the version\n",
            PACKAGE_VERSION, d->port, d->listen_addr, d->max_conns, d->threads,
-           d->item_max / (1024 * 1024), d->home, d->cache_mb, d->idle_timeout, d->write_timeout,
+           d->item_max / (1024 * 1024), d->home, d->cache_mb,
+           store_durability_name(d->durability), d->idle_timeout, d->write_timeout,
            d->max_output / (1024 * 1024), d->checkpoint_sec, d->sweep_interval_ms);
 }
 
@@ -138,7 +146,7 @@ int options_parse(struct settings *s, int argc, char **argv)
     int cache_mb;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:l:c:t:du:P:vI:H:m:hV", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:l:c:t:du:P:vI:H:m:NhV", long_options, NULL)) != -1) {
         switch (c) {
         case 'p':
             if (!parse_int(optarg, 0, 65535, &s->port)) {
@@ -213,6 +221,14 @@ int options_parse(struct settings *s, int argc, char **argv)
             break;
         case OPT_LOG_FILE:
             s->log_file = optarg;
+            break;
+        case OPT_DURABILITY:
+            if (!store_durability_parse(optarg, &s->durability)) {
+                return bad("--durability (fsync, os or none)", optarg);
+            }
+            break;
+        case 'N':
+            s->durability = STORE_DURABILITY_NONE;
             break;
         case 'h':
             options_usage(&defaults);

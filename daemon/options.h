@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "storage/store.h"
+
 struct settings {
     int port;                   /* -p --port (21201, MemcacheDB's) */
     const char *listen_addr;    /* -l --listen (127.0.0.1) */
@@ -25,6 +27,7 @@ struct settings {
     int checkpoint_sec;         /* --checkpoint-sec (60) */
     int sweep_interval_ms;      /* --sweep-interval-ms: expiry sweeper period (1000) */
     const char *log_file;       /* --log-file: log here instead of stderr (SIGHUP reopens) */
+    enum store_durability durability; /* --durability fsync|os|none (os); -N = none */
 };
 
 /* Fills s with the defaults. */

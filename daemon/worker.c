@@ -70,6 +70,57 @@ void worker_remove_conn(struct worker *w, struct conn *c)
     }
 }
 
+void worker_queue_sync(struct worker *w, struct conn *c)
+{
+    if (c->sync_queued) {
+        return;
+    }
+    c->sync_queued = true;
+    c->sync_prev = NULL;
+    c->sync_next = w->sync_head;
+    if (w->sync_head != NULL) {
+        w->sync_head->sync_prev = c;
+    }
+    w->sync_head = c;
+    event_active(w->sync_ev, EV_TIMEOUT, 0);
+}
+
+void worker_unqueue_sync(struct worker *w, struct conn *c)
+{
+    if (!c->sync_queued) {
+        return;
+    }
+    if (c->sync_prev != NULL) {
+        c->sync_prev->sync_next = c->sync_next;
+    } else {
+        w->sync_head = c->sync_next;
+    }
+    if (c->sync_next != NULL) {
+        c->sync_next->sync_prev = c->sync_prev;
+    }
+    c->sync_queued = false;
+}
+
+/* One log flush for every write of this turn, then the replies that waited for it. */
+static void worker_on_sync(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    bool ok = store_sync(w->srv->store) == 0;
+    while (w->sync_head != NULL) {
+        struct conn *c = w->sync_head;
+        worker_unqueue_sync(w, c);
+        if (ok) {
+            conn_flush(c);
+        } else {
+            /* the writes may not be on disk: never acknowledge them */
+            log_error("closing connection from %s: log flush failed", c->peer);
+            conn_close(c);
+        }
+    }
+}
+
 static void worker_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -182,6 +233,10 @@ int worker_start_all(struct server *srv)
         if (w->notify == NULL || event_add(w->notify, NULL) != 0) {
             return -1;
         }
+        w->sync_ev = event_new(w->base, -1, 0, worker_on_sync, w);
+        if (w->sync_ev == NULL) {
+            return -1;
+        }
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             log_error("cannot start worker thread %d", i);
             return -1;
@@ -231,6 +286,7 @@ void worker_stop_all(struct server *srv)
             event_free(w->drain_timer);
         }
         event_free(w->notify);
+        event_free(w->sync_ev);
         event_base_free(w->base);
         free(w->queue);
         pthread_mutex_destroy(&w->lock);

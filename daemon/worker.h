@@ -31,6 +31,8 @@ struct worker {
     struct thread_stats stats;
     struct store_buf buf;       /* scratch for reading records; only this thread uses it */
     struct event *drain_timer;  /* bounds how long shutdown waits for slow clients */
+    struct event *sync_ev;      /* group commit: runs after this turn's ready connections */
+    struct conn *sync_head;     /* connections whose replies wait for the group commit */
 };
 
 /* Creates srv->nworkers workers and starts their threads. Returns 0 or -1. */
@@ -42,6 +44,11 @@ void worker_dispatch_fd(struct server *srv, int fd);
 /* Asks every worker to finish the requests it has, flush replies, close its connections and
  * exit; joins the threads and frees them. Called once, from the main thread. */
 void worker_stop_all(struct server *srv);
+
+/* Group commit: holds c's replies until the worker's next log flush, which is scheduled to run
+ * after the connections already ready in this event-loop turn. Worker thread only. */
+void worker_queue_sync(struct worker *w, struct conn *c);
+void worker_unqueue_sync(struct worker *w, struct conn *c);
 
 /* Links/unlinks a connection in its worker's list (takes the worker lock). */
 void worker_add_conn(struct worker *w, struct conn *c);

@@ -240,8 +240,11 @@ int bdb_env_open(struct store *st)
     env->set_lg_bsize(env, 4 * 1024 * 1024);
     env->set_lg_max(env, 16 * 1024 * 1024);
     env->set_tx_max(env, 1000);
-    /* Acknowledged writes survive a process crash; the checkpoint thread flushes each second. */
-    env->set_flags(env, DB_TXN_WRITE_NOSYNC, 1);
+    /* os: each commit is written to the OS (survives kill -9), the checkpoint thread syncs
+     * every second. fsync and none: commits stay in the log buffer; fsync mode then flushes
+     * once per batch of writes before any of their replies goes out (store_sync). */
+    env->set_flags(env, st->cfg.durability == STORE_DURABILITY_OS ? DB_TXN_WRITE_NOSYNC
+                                                                 : DB_TXN_NOSYNC, 1);
     env->log_set_config(env, DB_LOG_AUTO_REMOVE, 1);
 
     uint32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOG | DB_INIT_LOCK | DB_INIT_MPOOL |

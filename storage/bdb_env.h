@@ -33,6 +33,8 @@ struct store {
     _Atomic uint64_t flushed_swept;
     _Atomic uint64_t checkpoints;
     _Atomic uint64_t deadlock_retries;
+    _Atomic uint64_t syncs;             /* group commits: log flushes done for fsync mode */
+    _Atomic uint64_t synced_writes;     /* writes those flushes covered */
 
     pthread_mutex_t bg_lock;
     pthread_cond_t bg_cond;

@@ -8,12 +8,20 @@
 
 struct store;   /* opaque: one Berkeley DB environment with its databases and threads */
 
+/* When an acknowledged write is safe (doc/storage.md). */
+enum store_durability {
+    STORE_DURABILITY_FSYNC,     /* on disk: commits share one log flush (group commit) */
+    STORE_DURABILITY_OS,        /* in the OS: survives a process crash; flushed every second */
+    STORE_DURABILITY_NONE,      /* in memory until the log buffer fills or a checkpoint runs */
+};
+
 struct store_config {
     const char *home;           /* the data home (a Berkeley DB environment directory) */
     size_t cache_bytes;         /* Berkeley DB cache size */
     size_t item_max;            /* largest value an append/prepend may grow to */
     int checkpoint_sec;         /* background checkpoint period */
     int sweep_interval_ms;      /* expiry sweeper period */
+    enum store_durability durability;
     /* Receives Berkeley DB's and the store's messages: level 0 error, 1 warning, 2 info. */
     void (*log_fn)(int level, const char *msg);
 };
@@ -122,6 +130,19 @@ void store_stats(struct store *st, store_stat_fn fn, void *arg);
 uint64_t store_item_count(struct store *st);
 uint64_t store_item_bytes(struct store *st);
 uint64_t store_total_items(struct store *st);
+
+/*
+ * Group commit (STORE_DURABILITY_FSYNC). Every write transaction the calling thread commits
+ * adds to its count of writes not yet on disk; store_sync() flushes the log once, covering all
+ * of them (and every other thread's earlier commits), and resets the count. A write's reply
+ * may be sent only after a store_sync() that followed it returned 0.
+ */
+uint64_t store_unsynced_writes(void);
+int store_sync(struct store *st);
+
+/* "fsync", "os" or "none"; false from the parser when the name is unknown. */
+const char *store_durability_name(enum store_durability d);
+bool store_durability_parse(const char *name, enum store_durability *out);
 
 /* Forces a checkpoint now. Returns 0 or -1. */
 int store_checkpoint(struct store *st);

@@ -21,6 +21,7 @@ struct scratch {
 
 static _Thread_local char *tl_wr;
 static _Thread_local size_t tl_wr_cap;
+static _Thread_local uint64_t tl_unsynced;
 
 void store_buf_free(struct store_buf *buf)
 {
@@ -163,6 +164,7 @@ struct op {
     int64_t count_delta;
     int64_t bytes_delta;
     uint64_t stored;
+    bool wrote;                 /* the transaction changed something: fsync mode must sync */
 };
 
 typedef int (*op_fn)(struct store *st, DB_TXN *txn, struct op *op);
@@ -193,6 +195,7 @@ static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
         op->count_delta = 0;
         op->bytes_delta = 0;
         op->stored = 0;
+        op->wrote = false;
         op->status = STORE_ERROR;
         int ret = st->env->txn_begin(st->env, NULL, &txn, 0);
         if (ret != 0) {
@@ -205,6 +208,9 @@ static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
             ret = txn->commit(txn, 0);
             if (ret == 0) {
                 apply_counts(st, op);
+                if (op->wrote && st->cfg.durability == STORE_DURABILITY_FSYNC) {
+                    tl_unsynced++;
+                }
                 return op->status;
             }
             store_set_error(ret);
@@ -266,6 +272,7 @@ static int op_set(struct store *st, DB_TXN *txn, struct op *op)
     if ((ret = write_record(st, txn, op->key, op->nkey, &h, op->data, op->ndata, NULL, 0)) != 0) {
         return ret;
     }
+    op->wrote = true;
     op->count_delta = exists ? 0 : 1;
     op->bytes_delta = (int64_t)op->ndata - (exists && d.size > RECORD_HEADER
                                                 ? (int64_t)(d.size - RECORD_HEADER) : 0);
@@ -349,6 +356,7 @@ static int op_update(struct store *st, DB_TXN *txn, struct op *op)
     if ((ret = write_record(st, txn, op->key, op->nkey, &h, a, na, b, nb)) != 0) {
         return ret;
     }
+    op->wrote = true;
     op->count_delta = exists ? 0 : 1;
     op->bytes_delta = (int64_t)(na + nb) - (int64_t)old_n;
     op->cas_out = h.cas;
@@ -404,6 +412,7 @@ static int op_get_touch(struct store *st, DB_TXN *txn, struct op *op)
     if (ret != 0) {
         return ret;
     }
+    op->wrote = true;
     if (op->item != NULL) {
         fill_item(op->item, &h, rec, len);
     }
@@ -490,6 +499,7 @@ static int op_delta(struct store *st, DB_TXN *txn, struct op *op)
     if (ret != 0) {
         return ret;
     }
+    op->wrote = true;
     op->bytes_delta = (int64_t)nvalue - (int64_t)old_n;
     op->status = STORE_OK;
     return 0;
@@ -530,6 +540,7 @@ static int op_delete(struct store *st, DB_TXN *txn, struct op *op)
     if ((ret = st->items->del(st->items, txn, &k, 0)) != 0) {
         return ret;
     }
+    op->wrote = true;
     op->count_delta = -1;
     op->bytes_delta = -(int64_t)(len - RECORD_HEADER);
     op->status = alive ? STORE_OK : STORE_NOT_FOUND;
@@ -548,6 +559,7 @@ static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 static int op_flush(struct store *st, DB_TXN *txn, struct op *op)
 {
     int ret = store_write_flush_meta(st, txn);
+    op->wrote = true;
     op->status = ret == 0 ? STORE_OK : STORE_ERROR;
     return ret;
 }
@@ -683,6 +695,54 @@ int store_open(const struct store_config *cfg, struct store **out)
     }
     *out = st;
     return 0;
+}
+
+uint64_t store_unsynced_writes(void)
+{
+    return tl_unsynced;
+}
+
+int store_sync(struct store *st)
+{
+    if (tl_unsynced == 0) {
+        return 0;
+    }
+    int ret = st->env->log_flush(st->env, NULL);
+    if (ret != 0) {
+        store_set_error(ret);
+        store_log(st, 0, "log flush: %s", db_strerror(ret));
+        return -1;
+    }
+    atomic_fetch_add(&st->syncs, 1);
+    atomic_fetch_add(&st->synced_writes, tl_unsynced);
+    tl_unsynced = 0;
+    return 0;
+}
+
+const char *store_durability_name(enum store_durability d)
+{
+    switch (d) {
+    case STORE_DURABILITY_FSYNC:
+        return "fsync";
+    case STORE_DURABILITY_OS:
+        return "os";
+    case STORE_DURABILITY_NONE:
+        return "none";
+    }
+    return "unknown";
+}
+
+bool store_durability_parse(const char *name, enum store_durability *out)
+{
+    static const enum store_durability all[] = {STORE_DURABILITY_FSYNC, STORE_DURABILITY_OS,
+                                                STORE_DURABILITY_NONE};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        if (strcmp(name, store_durability_name(all[i])) == 0) {
+            *out = all[i];
+            return true;
+        }
+    }
+    return false;
 }
 
 int store_checkpoint(struct store *st)

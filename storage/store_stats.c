@@ -44,7 +44,14 @@ void store_stats(struct store *st, store_stat_fn fn, void *arg)
     emit_u64(fn, arg, "flushed_swept", atomic_load(&st->flushed_swept));
     emit_u64(fn, arg, "deadlock_retries", atomic_load(&st->deadlock_retries));
     emit_u64(fn, arg, "checkpoints", atomic_load(&st->checkpoints));
-    fn(arg, "durability", "os");
+    fn(arg, "durability", store_durability_name(st->cfg.durability));
+    uint64_t syncs = atomic_load(&st->syncs);
+    uint64_t synced = atomic_load(&st->synced_writes);
+    char per[32];
+    emit_u64(fn, arg, "group_commits", syncs);
+    emit_u64(fn, arg, "group_commit_writes", synced);
+    snprintf(per, sizeof(per), "%.2f", syncs > 0 ? (double)synced / (double)syncs : 0.0);
+    fn(arg, "writes_per_flush", per);
     fn(arg, "engine", DB_VERSION_STRING);
 
     DB_BTREE_STAT *bs = NULL;

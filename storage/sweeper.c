@@ -234,9 +234,11 @@ static void *checkpointer_main(void *arg)
     time_t last_checkpoint = time(NULL);
 
     while (!bg_wait(st, 1000)) {
-        int ret = st->env->log_flush(st->env, NULL);
-        if (ret != 0) {
-            store_log(st, 0, "log flush: %s", db_strerror(ret));
+        if (st->cfg.durability == STORE_DURABILITY_OS) {
+            int ret = st->env->log_flush(st->env, NULL);
+            if (ret != 0) {
+                store_log(st, 0, "log flush: %s", db_strerror(ret));
+            }
         }
         time_t now = time(NULL);
         if (st->cfg.checkpoint_sec > 0 && now - last_checkpoint >= st->cfg.checkpoint_sec) {

@@ -1,12 +1,11 @@
 """Helpers for the integration tests: start/stop servers by PID, raw socket sessions.
 
-Everything here waits by polling with a deadline; nothing sleeps a fixed time.
-Only 127.0.0.1 is ever used.
+Every wait here polls for a condition with a deadline; nothing sleeps a fixed time to let
+something happen. Only 127.0.0.1 is ever used.
 """
 
 import errno
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -253,7 +252,7 @@ class Conn:
     def send(self, data):
         self.sock.sendall(data)
 
-    def _fill(self, deadline):
+    def fill(self, deadline):
         """Reads what arrives before deadline; False at EOF/reset or when the deadline passed."""
         remaining = deadline - time.monotonic()
         if remaining <= 0 or self.closed:
@@ -283,7 +282,7 @@ class Conn:
             if i >= 0:
                 out, self.buf = self.buf[:i + len(term)], self.buf[i + len(term):]
                 return out
-            if not self._fill(deadline):
+            if not self.fill(deadline):
                 if self.closed or time.monotonic() >= deadline:
                     raise AssertionError("expected %r; got %r (closed=%s)"
                                          % (term, self.buf, self.closed))
@@ -291,7 +290,7 @@ class Conn:
     def read_exact(self, n, timeout=None):
         deadline = time.monotonic() + (timeout or self.timeout)
         while len(self.buf) < n:
-            if not self._fill(deadline):
+            if not self.fill(deadline):
                 if self.closed or time.monotonic() >= deadline:
                     raise AssertionError("expected %d bytes; got %r (closed=%s)"
                                          % (n, self.buf, self.closed))
@@ -301,7 +300,7 @@ class Conn:
     def read_available(self, timeout):
         """Everything that arrives within timeout (stops early at EOF)."""
         deadline = time.monotonic() + timeout
-        while self._fill(deadline):
+        while self.fill(deadline):
             pass
         out, self.buf = self.buf, b""
         return out
@@ -310,27 +309,13 @@ class Conn:
         """True when the peer closes within timeout (data that arrives is kept in buf)."""
         deadline = time.monotonic() + timeout
         while not self.closed and time.monotonic() < deadline:
-            self._fill(deadline)
+            self.fill(deadline)
         return self.closed
 
     def cmd(self, data, term=b"\r\n", timeout=None):
         """Sends data and reads up to term."""
         self.send(data)
         return self.read_until(term, timeout)
-
-    def read_session(self, n_terms, term, timeout=3.0):
-        """Reads until `term` has appeared n_terms times in the buffer (counting from the
-        start), the peer closes, or timeout passes. Returns (bytes, closed)."""
-        deadline = time.monotonic() + timeout
-        while self.buf.count(term) < n_terms:
-            if not self._fill(deadline):
-                if self.closed or time.monotonic() >= deadline:
-                    break
-        # a close that follows the last reply right away is part of the outcome
-        if not self.closed and self.buf.count(term) >= n_terms:
-            pass
-        out, self.buf = self.buf, b""
-        return out, self.closed
 
 
 def storage_cmd(cmd, key, flags, exptime, value, extra=b"", noreply=False):
@@ -390,6 +375,3 @@ def get_values(conn, cmd_line, timeout=None):
         n = int(line.split(b" ")[3])
         text += conn.read_exact(n + 2, max(0.01, deadline - time.monotonic()))
 
-
-def rmtree(path):
-    shutil.rmtree(path, ignore_errors=True)

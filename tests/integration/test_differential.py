@@ -249,7 +249,7 @@ CASES = [
     Case("split_bytewise", [bytes([b]) for b in b"set k 1 0 3\r\nabc\r\ngets k\r\ndelete k\r\n"]),
     Case("split_bytewise_errors",
          [bytes([b]) for b in b"set a 0 0 1 noreply\r\nxy\r\nset b 0 0 2\r\nab\r\nget a b\r\n"
-                              b"incr b 1\r\nset c 0 0 -1\r\nget " + K251 + b"\r\n"]),
+                              b"incr b 1\r\nset c 0 0 -1\r\ndelete b 1\r\n"]),
     Case("split_after_line", [b"set k 0 0 1\r\n", b"x\r\n", b"get k\r\n"]),
     Case("split_bad_chunk", [b"set k 0 0 1\r\nx", b"y", b"\r\nget k\r\n"]),
 
@@ -299,7 +299,7 @@ def _session(port, case, timeout):
                 break
             if c.closed or time.monotonic() >= deadline:
                 break
-            c._fill(deadline)
+            c.fill(deadline)
         return replies + c.buf, c.closed
 
 
@@ -375,8 +375,6 @@ def test_control_char_keys_rejected_by_mcstore(k, pair):
         # data line as a command and answers ERROR), and the connection survives
         assert c.cmd(b"set " + k + b" 0 0 1\r\nx\r\n" + SENTINEL, VERSION_LINE) == \
             b"CLIENT_ERROR bad command line format\r\nERROR\r\n" + VERSION_LINE
-        assert c.cmd(b"get " + k.replace(b"\x00", b"") + b"\r\n", b"\r\n") in (
-            b"END\r\n", b"CLIENT_ERROR bad command line format\r\n")
 
 
 def test_control_char_key_memcached_accepts_it(pair):

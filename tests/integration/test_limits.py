@@ -56,6 +56,12 @@ def test_max_connections(servers):
             c.close()
             return False
         mctest.wait_for(new_conn_works, 5, 0.05, "a free connection slot")
+        c = conns[-1]
+        assert mctest.stats(c, b"settings")["maxconns"] == str(MAXCONNS)
+        st = mctest.stats(c)
+        assert int(st["max_connections"]) == MAXCONNS
+        assert int(st["rejected_connections"]) >= 1
+        assert int(st["curr_connections"]) >= MAXCONNS
     finally:
         for c in conns:
             c.close()

@@ -1,5 +1,6 @@
 """Persistence: a clean restart keeps every item with its flags, exptime and CAS; after kill -9
-under load every acknowledged write is there; CAS values are never reused after a restart."""
+under load every acknowledged write is there with its flags and exptime; CAS values are never
+reused after a restart or a crash; flush_all survives both; SIGTERM/SIGINT stop cleanly."""
 
 import signal
 import threading
@@ -200,6 +201,13 @@ class Writer(threading.Thread):
 
 def test_kill9_under_load_keeps_acknowledged_writes(servers):
     s = servers.mcstore("-t", "2")
+    # items whose exptime must survive the crash: 'short' ones expire 4 s after this
+    t_short = time.monotonic()
+    with mctest.Conn(s.port) as c:
+        for i in range(10):
+            assert c.cmd(storage_cmd(b"set", b"short%d" % i, i, 4, b"s")) == b"STORED\r\n"
+            assert c.cmd(storage_cmd(b"set", b"long%d" % i, i, int(time.time()) + 3600,
+                                     b"l")) == b"STORED\r\n"
     stop = threading.Event()
     writers = [Writer(i, s.port, stop) for i in range(WRITERS)]
     for w in writers:
@@ -238,6 +246,15 @@ def test_kill9_under_load_keeps_acknowledged_writes(servers):
     assert new_cas(s.port, b"after_kill") > max(cas_before)
     cas_now = [v[2] for v in got.values()]
     assert len(set(cas_now)) == len(cas_now), "two items share a CAS value"
+
+    # exptime survived the crash: short* expire on time, long* stay
+    shorts = [b"short%d" % i for i in range(10)]
+    longs = [b"long%d" % i for i in range(10)]
+    assert sorted(gets_all(s.port, longs)) == sorted(longs)
+    mctest.wait_for(lambda: not gets_all(s.port, shorts), 10, 0.05, "short* to expire")
+    assert time.monotonic() - t_short < 7.5, "exptime was lost or reset by the crash"
+    got = gets_all(s.port, longs)
+    assert sorted(got) == sorted(longs) and got[b"long3"][:2] == (3, b"l")
 
     # and the recovered environment shuts down cleanly
     assert s.stop() == 0, s.log_text()

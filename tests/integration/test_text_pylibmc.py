@@ -231,6 +231,8 @@ def test_noreply_behavior(mcstore, mc, key):
         nr.delete(key + "d")
         nr.set_multi({key + "m1": b"m1", key + "m2": b"m2"})
         nr.touch(key, 100)
+        # a reply on the same connection: the server has done everything sent before it
+        assert nr.get(key) == b"210"
     finally:
         nr.disconnect_all()
     assert mc.get(key) == b"210"

@@ -311,6 +311,7 @@ def test_noreply_variants(mc, key):
         assert nr.touch(key, 100) is True
         assert nr.delete(key + "a") is True
         nr.set(key + "c", b"c")
+        assert nr.version() == b"1.6.18"    # a reply on nr: everything before it is done
         _, cas = mc.gets(key + "c")
         assert nr.cas(key + "c", b"C", cas, noreply=True) is True
         assert nr.set_many({key + "m1": b"m1", key + "m2": b"m2"}) == []
