@@ -16,6 +16,7 @@
 #include "daemon/log.h"
 #include "daemon/worker.h"
 #include "protocol/text.h"
+#include "storage/fault.h"
 
 /* The memcached version we answer byte for byte; clients gate features on it. */
 #define MEMCACHED_COMPAT_VERSION "1.6.18"
@@ -366,6 +367,9 @@ static void stats_settings(struct conn *c)
     stat_line(o, "write_timeout", "%d", s->write_timeout);
     stat_line(o, "max_output", "%zu", s->max_output);
     stat_line(o, "durability", "%s", store_durability_name(s->durability));
+    stat_line(o, "checkpoint_kb", "%zu", s->checkpoint_kb);
+    stat_line(o, "log_archive", "%s", s->log_archive != NULL ? s->log_archive : "(remove)");
+    stat_line(o, "test_hooks", "%s", store_fault_available() ? "yes" : "no");
 }
 
 static void stats_conns(struct conn *c)
@@ -409,6 +413,8 @@ static void do_stats(struct conn *c, const struct proto_request *req)
         stats_conns(c);
     } else if (SUB("storage")) {
         store_stats(c->w->srv->store, storage_stat, c->out);
+    } else if (SUB("bdb")) {
+        store_bdb_stats(c->w->srv->store, storage_stat, c->out);
     } else if (SUB("reset")) {
         for (int i = 0; i < c->w->srv->nworkers; i++) {
             stats_reset(&c->w->srv->workers[i].stats);
@@ -465,6 +471,53 @@ static void do_rget(struct conn *c, const struct proto_request *req)
     evbuffer_free(ctx.out);
 }
 
+static void do_db_checkpoint(struct conn *c)
+{
+    if (store_checkpoint(c->w->srv->store) == 0) {
+        evbuffer_add(c->out, "OK\r\n", 4);
+    } else {
+        evbuffer_add_printf(c->out, "SERVER_ERROR %s\r\n", store_error_reason());
+    }
+}
+
+static void do_db_archive(struct conn *c)
+{
+    unsigned n;
+    if (store_archive_logs(c->w->srv->store, &n) == 0) {
+        evbuffer_add(c->out, "OK\r\n", 4);
+    } else {
+        evbuffer_add_printf(c->out, "SERVER_ERROR %s\r\n", store_error_reason());
+    }
+}
+
+/* debug_fault <nth> <deadlock|enospc|eio|runrecovery> [count] | debug_fault off */
+static void do_debug_fault(struct conn *c, const struct proto_request *req)
+{
+    char line[128];
+    if (!store_fault_available()) {
+        evbuffer_add(c->out, "ERROR\r\n", 7);
+        return;
+    }
+    size_t n = req->narg < sizeof(line) - 1 ? req->narg : sizeof(line) - 1;
+    memcpy(line, req->arg, n);
+    line[n] = '\0';
+    unsigned nth = 0;
+    unsigned count = 1;
+    char name[32];
+    int got = sscanf(line, "%u %31s %u", &nth, name, &count);
+    enum store_fault f;
+    if (strcmp(line, "off") == 0) {
+        store_fault_arm(0, STORE_FAULT_EIO, 0);
+    } else if (got < 2 || nth == 0 || !store_fault_parse(name, strlen(name), &f)) {
+        evbuffer_add_printf(c->out, "CLIENT_ERROR usage: debug_fault <nth> "
+                                    "<deadlock|enospc|eio|runrecovery> [count] | off\r\n");
+        return;
+    } else {
+        store_fault_arm(nth, f, count);
+    }
+    evbuffer_add(c->out, "OK\r\n", 4);
+}
+
 void dispatch_text(struct conn *c, const struct proto_request *req)
 {
     switch (req->cmd) {
@@ -511,6 +564,15 @@ void dispatch_text(struct conn *c, const struct proto_request *req)
         break;
     case PROTO_CMD_RGET:
         do_rget(c, req);
+        break;
+    case PROTO_CMD_DB_CHECKPOINT:
+        do_db_checkpoint(c);
+        break;
+    case PROTO_CMD_DB_ARCHIVE:
+        do_db_archive(c);
+        break;
+    case PROTO_CMD_DEBUG_FAULT:
+        do_debug_fault(c, req);
         break;
     case PROTO_CMD_NONE:
         evbuffer_add(c->out, "ERROR\r\n", 7);

@@ -124,6 +124,9 @@ int main(int argc, char **argv)
         .sweep_interval_ms = s->sweep_interval_ms,
         .log_fn = store_log_bridge,
         .durability = s->durability,
+        .checkpoint_kb = s->checkpoint_kb,
+        .log_archive_dir = s->log_archive,
+        .recover_catastrophic = s->recover_catastrophic,
     };
     log_info("opening data home %s (recovery runs if needed)", s->home);
     if (store_open(&cfg, &srv.store) != 0) {

@@ -19,6 +19,9 @@ enum long_only {
     OPT_SWEEP_INTERVAL,
     OPT_LOG_FILE,
     OPT_DURABILITY,
+    OPT_CHECKPOINT_KB,
+    OPT_LOG_ARCHIVE,
+    OPT_RECOVER_CATASTROPHIC,
 };
 
 static const struct option long_options[] = {
@@ -40,6 +43,9 @@ static const struct option long_options[] = {
     {"sweep-interval-ms", required_argument, NULL, OPT_SWEEP_INTERVAL},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"durability", required_argument, NULL, OPT_DURABILITY},
+    {"checkpoint-kb", required_argument, NULL, OPT_CHECKPOINT_KB},
+    {"log-archive", required_argument, NULL, OPT_LOG_ARCHIVE},
+    {"recover-catastrophic", no_argument, NULL, OPT_RECOVER_CATASTROPHIC},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -62,6 +68,7 @@ void options_defaults(struct settings *s)
     s->checkpoint_sec = 60;
     s->sweep_interval_ms = 1000;
     s->durability = STORE_DURABILITY_OS;
+    s->checkpoint_kb = 64 * 1024;
 }
 
 bool options_parse_size(const char *text, size_t *out)
@@ -123,6 +130,10 @@ void options_usage(const struct settings *d)
            "                           long: a client that never reads (default: %d)\n"
            "    --max-output=SIZE      pending reply bytes a connection may hold (default: %zum)\n"
            "    --checkpoint-sec=SEC   Berkeley DB checkpoint period (default: %d)\n"
+           "    --checkpoint-kb=KB     also checkpoint after this much log, 0 = off (default: %zu)\n"
+           "    --log-archive=DIR      move log files recovery no longer needs to DIR (default:\n"
+           "                           delete them)\n"
+           "    --recover-catastrophic run Berkeley DB's catastrophic recovery at start\n"
            "    --sweep-interval-ms=MS expiry sweeper period (default: %d)\n"
            "    --log-file=FILE        log to FILE instead of stderr; SIGHUP reopens it\n"
            "-h, --help                 this text\n"
@@ -130,7 +141,7 @@ void options_usage(const struct settings *d)
            PACKAGE_VERSION, d->port, d->listen_addr, d->max_conns, d->threads,
            d->item_max / (1024 * 1024), d->home, d->cache_mb,
            store_durability_name(d->durability), d->idle_timeout, d->write_timeout,
-           d->max_output / (1024 * 1024), d->checkpoint_sec, d->sweep_interval_ms);
+           d->max_output / (1024 * 1024), d->checkpoint_sec, d->checkpoint_kb, d->sweep_interval_ms);
 }
 
 static int bad(const char *opt, const char *value)
@@ -229,6 +240,20 @@ int options_parse(struct settings *s, int argc, char **argv)
             break;
         case 'N':
             s->durability = STORE_DURABILITY_NONE;
+            break;
+        case OPT_CHECKPOINT_KB: {
+            int kb;
+            if (!parse_int(optarg, 0, INT_MAX, &kb)) {
+                return bad("--checkpoint-kb", optarg);
+            }
+            s->checkpoint_kb = (size_t)kb;
+            break;
+        }
+        case OPT_LOG_ARCHIVE:
+            s->log_archive = optarg;
+            break;
+        case OPT_RECOVER_CATASTROPHIC:
+            s->recover_catastrophic = true;
             break;
         case 'h':
             options_usage(&defaults);

@@ -28,6 +28,9 @@ struct settings {
     int sweep_interval_ms;      /* --sweep-interval-ms: expiry sweeper period (1000) */
     const char *log_file;       /* --log-file: log here instead of stderr (SIGHUP reopens) */
     enum store_durability durability; /* --durability fsync|os|none (os); -N = none */
+    size_t checkpoint_kb;       /* --checkpoint-kb: also checkpoint after this much log */
+    const char *log_archive;    /* --log-archive DIR: keep old logs there instead of deleting */
+    bool recover_catastrophic;  /* --recover-catastrophic: DB_RECOVER_FATAL at start */
 };
 
 /* Fills s with the defaults. */

@@ -34,6 +34,9 @@ enum proto_cmd {
     PROTO_CMD_QUIT,
     PROTO_CMD_STATS,
     PROTO_CMD_RGET,
+    PROTO_CMD_DB_CHECKPOINT,    /* MemcacheDB: checkpoint now */
+    PROTO_CMD_DB_ARCHIVE,       /* MemcacheDB: archive/remove logs recovery no longer needs */
+    PROTO_CMD_DEBUG_FAULT,      /* test builds: arm fault injection (arg = rest of line) */
 };
 
 /*
@@ -63,7 +66,7 @@ struct proto_request {
     int64_t delay;              /* flush_all: seconds before the flush takes effect (0 = now) */
     uint32_t verbosity;         /* verbosity level */
 
-    const char *arg;            /* stats: the subcommand line after "stats " (may be empty) */
+    const char *arg;            /* stats, debug_fault: the line after the command (may be empty) */
     size_t narg;
 
     const char *key2;           /* rget: end key */

@@ -510,6 +510,14 @@ static void dispatch(const char *buf, size_t len, const char *line, size_t line_
     } else if (tok_eq(cmd, "rget")) {
         req->cmd = PROTO_CMD_RGET;
         parse_rget(tokens, ntokens, req, res);
+    } else if (tok_eq(cmd, "db_checkpoint") || tok_eq(cmd, "db_archive")) {
+        req->cmd = cmd->length == 13 ? PROTO_CMD_DB_CHECKPOINT : PROTO_CMD_DB_ARCHIVE;
+        res->status = PROTO_REQUEST;
+    } else if (tok_eq(cmd, "debug_fault")) {
+        req->cmd = PROTO_CMD_DEBUG_FAULT;
+        req->arg = ntokens > 2 ? tokens[1].value : line + line_len;
+        req->narg = ntokens > 2 ? line_len - (size_t)(tokens[1].value - line) : 0;
+        res->status = PROTO_REQUEST;
     } else if (tok_eq(cmd, "shutdown")) {
         res->status = PROTO_ERROR;
         res->error = "ERROR: shutdown not enabled";

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static _Thread_local const char *last_error = "unknown storage error";
 
@@ -42,6 +43,15 @@ void store_set_error(int ret)
     }
 }
 
+void store_note_error(struct store *st, int ret)
+{
+    store_set_error(ret);
+    if (ret == DB_RUNRECOVERY && !atomic_exchange(&st->panicked, true)) {
+        store_log(st, 0, "Berkeley DB needs recovery: refusing writes; restart mcstore, which "
+                         "runs recovery at start");
+    }
+}
+
 void store_log(struct store *st, int level, const char *fmt, ...)
 {
     char msg[1024];
@@ -65,6 +75,16 @@ static void bdb_errcall(const DB_ENV *env, const char *prefix, const char *msg)
     (void)prefix;
     if (errcall_store != NULL) {
         store_log(errcall_store, 0, "berkeley db: %s", msg);
+    }
+}
+
+/* Berkeley DB's event callback may not call back into Berkeley DB: it only records. */
+static void bdb_event(DB_ENV *env, uint32_t event, void *info)
+{
+    (void)env;
+    (void)info;
+    if (event == DB_EVENT_PANIC && errcall_store != NULL) {
+        atomic_store(&errcall_store->panicked, true);
     }
 }
 
@@ -230,6 +250,7 @@ int bdb_env_open(struct store *st)
     errcall_store = st;
     env->set_errcall(env, bdb_errcall);
     env->set_msgcall(env, bdb_msgcall);
+    env->set_event_notify(env, bdb_event);
     size_t cache = st->cfg.cache_bytes;
     env->set_cachesize(env, (uint32_t)(cache / (1024u * 1024 * 1024)),
                        (uint32_t)(cache % (1024u * 1024 * 1024)), 1);
@@ -245,16 +266,26 @@ int bdb_env_open(struct store *st)
      * once per batch of writes before any of their replies goes out (store_sync). */
     env->set_flags(env, st->cfg.durability == STORE_DURABILITY_OS ? DB_TXN_WRITE_NOSYNC
                                                                  : DB_TXN_NOSYNC, 1);
-    env->log_set_config(env, DB_LOG_AUTO_REMOVE, 1);
+    /* without an archive directory, Berkeley DB deletes logs recovery no longer needs */
+    env->log_set_config(env, DB_LOG_AUTO_REMOVE, st->cfg.log_archive_dir == NULL ? 1 : 0);
 
     uint32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOG | DB_INIT_LOCK | DB_INIT_MPOOL |
-                     DB_THREAD | DB_RECOVER;
+                     DB_THREAD | (st->cfg.recover_catastrophic ? DB_RECOVER_FATAL : DB_RECOVER);
+    struct timespec t0;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     ret = env->open(env, st->cfg.home, flags, 0640);
     if (ret != 0) {
-        store_log(st, 0, "cannot open Berkeley DB environment %s: %s", st->cfg.home,
-                  db_strerror(ret));
+        store_log(st, 0, "cannot open Berkeley DB environment %s: %s%s", st->cfg.home,
+                  db_strerror(ret),
+                  ret == DB_RUNRECOVERY ? " (try --recover-catastrophic, or restore a backup)"
+                                        : "");
         return ret;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    store_log(st, 2, "%s recovery of %s done in %ld ms",
+              st->cfg.recover_catastrophic ? "catastrophic" : "normal", st->cfg.home,
+              (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
     if ((ret = open_db(st, &st->items, "items.db", DB_BTREE, 0, NULL)) != 0 ||
         (ret = open_db(st, &st->expiry, "expiry.db", DB_BTREE, DB_DUPSORT, compare_exptime)) != 0 ||
         (ret = open_db(st, &st->meta, "meta.db", DB_BTREE, 0, NULL)) != 0) {

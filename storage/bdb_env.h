@@ -5,6 +5,7 @@
 #include <db.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "storage/record.h"
 #include "storage/store.h"
@@ -33,6 +34,9 @@ struct store {
     _Atomic uint64_t flushed_swept;
     _Atomic uint64_t checkpoints;
     _Atomic uint64_t deadlock_retries;
+    _Atomic bool panicked;              /* DB_RUNRECOVERY seen: refuse writes until restart */
+    _Atomic uint64_t trickle_pages;     /* pages written ahead of checkpoints by memp_trickle */
+    _Atomic uint64_t logs_archived;
     _Atomic uint64_t syncs;             /* group commits: log flushes done for fsync mode */
     _Atomic uint64_t synced_writes;     /* writes those flushes covered */
 
@@ -53,8 +57,13 @@ void bdb_env_close(struct store *st);
 /* True when the record is invisible: expired or removed by flush_all. */
 bool store_record_dead(struct store *st, const struct record_header *h, uint32_t now);
 
-/* Records a Berkeley DB failure as the calling thread's error reason. */
+/* Records a Berkeley DB failure as the calling thread's error reason; a DB_RUNRECOVERY also
+ * marks the store as needing recovery. */
 void store_set_error(int ret);
+void store_note_error(struct store *st, int ret);
+
+/* Maintenance run by the checkpointer thread each second (maintenance.c). */
+void store_maintenance_tick(struct store *st, time_t now, time_t *last_checkpoint);
 
 /* Logs through the configured log function. */
 void store_log(struct store *st, int level, const char *fmt, ...)

@@ -22,6 +22,9 @@ struct store_config {
     int checkpoint_sec;         /* background checkpoint period */
     int sweep_interval_ms;      /* expiry sweeper period */
     enum store_durability durability;
+    size_t checkpoint_kb;       /* also checkpoint after this much log (0 = only by time) */
+    const char *log_archive_dir;/* move logs no longer needed here instead of deleting them */
+    bool recover_catastrophic;  /* open with DB_RECOVER_FATAL instead of normal recovery */
     /* Receives Berkeley DB's and the store's messages: level 0 error, 1 warning, 2 info. */
     void (*log_fn)(int level, const char *msg);
 };
@@ -144,8 +147,20 @@ int store_sync(struct store *st);
 const char *store_durability_name(enum store_durability d);
 bool store_durability_parse(const char *name, enum store_durability *out);
 
-/* Forces a checkpoint now. Returns 0 or -1. */
+/* Forces a checkpoint now, then archives (or removes) the log files recovery no longer needs.
+ * Returns 0 or -1 (reason in store_error_reason()). */
 int store_checkpoint(struct store *st);
+
+/* Archives (--log-archive) or removes the log files recovery no longer needs; *n is how many.
+ * Returns 0 or -1. */
+int store_archive_logs(struct store *st, unsigned *n);
+
+/* Berkeley DB's own statistics: log, txn, lock and mpool subsystems ("stats bdb"). */
+void store_bdb_stats(struct store *st, store_stat_fn fn, void *arg);
+
+/* True once Berkeley DB reported that the environment needs recovery: writes are refused until
+ * a restart, which runs it. */
+bool store_needs_recovery(struct store *st);
 
 /* Why the calling thread's last STORE_ERROR happened, for "SERVER_ERROR <reason>". */
 const char *store_error_reason(void);

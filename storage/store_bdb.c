@@ -8,6 +8,7 @@
 
 #include "protocol/text.h"
 #include "storage/bdb_env.h"
+#include "storage/fault.h"
 
 /* memcached's per-item overhead, so -I means the same thing here (see protocol/text.c). */
 #define ITEM_OVERHEAD(nkey, flags) (48 + (nkey) + 1 + ((flags) != 0 ? 4 : 0) + 2 + 8)
@@ -91,7 +92,7 @@ static int read_record(DB *db, DB_TXN *txn, struct store_buf *rd, const char *ke
         d.data = rd->data;
         d.ulen = (uint32_t)rd->cap;
         d.flags = DB_DBT_USERMEM;
-        ret = db->get(db, txn, &k, &d, flags);
+        ret = BDB_CALL(db->get(db, txn, &k, &d, flags));
         if (ret != DB_BUFFER_SMALL) {
             break;
         }
@@ -106,7 +107,7 @@ static int read_record(DB *db, DB_TXN *txn, struct store_buf *rd, const char *ke
 static int next_cas(struct store *st, uint64_t *cas)
 {
     db_seq_t v;
-    int ret = st->cas_seq->get(st->cas_seq, NULL, 1, &v, 0);
+    int ret = BDB_CALL(st->cas_seq->get(st->cas_seq, NULL, 1, &v, 0));
     if (ret == 0) {
         *cas = (uint64_t)v;
     }
@@ -136,7 +137,7 @@ static int write_record(struct store *st, DB_TXN *txn, const char *key, size_t n
     memset(&d, 0, sizeof(d));
     d.data = tl_wr;
     d.size = (uint32_t)total;
-    return st->items->put(st->items, txn, &k, &d, 0);
+    return BDB_CALL(st->items->put(st->items, txn, &k, &d, 0));
 }
 
 /* Arguments and results of one command, carried through the retry loop. */
@@ -190,6 +191,10 @@ static void apply_counts(struct store *st, const struct op *op)
 /* Runs fn in a transaction, retrying lost deadlocks a bounded number of times. */
 static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
 {
+    if (atomic_load(&st->panicked)) {
+        store_set_error(DB_RUNRECOVERY);
+        return STORE_ERROR;
+    }
     for (int attempt = 0;; attempt++) {
         DB_TXN *txn;
         op->count_delta = 0;
@@ -197,15 +202,20 @@ static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
         op->stored = 0;
         op->wrote = false;
         op->status = STORE_ERROR;
-        int ret = st->env->txn_begin(st->env, NULL, &txn, 0);
+        int ret = BDB_CALL(st->env->txn_begin(st->env, NULL, &txn, 0));
+        if (retryable(ret) && attempt < STORE_DEADLOCK_RETRIES) {
+            continue;
+        }
         if (ret != 0) {
-            store_set_error(ret);
+            store_note_error(st, ret);
             store_log(st, 0, "txn_begin: %s", db_strerror(ret));
             return STORE_ERROR;
         }
         ret = fn(st, txn, op);
         if (ret == 0) {
-            ret = txn->commit(txn, 0);
+            /* an injected commit failure must still end the transaction */
+            int fault = store_fault_next();
+            ret = fault != 0 ? (txn->abort(txn), fault) : txn->commit(txn, 0);
             if (ret == 0) {
                 apply_counts(st, op);
                 if (op->wrote && st->cfg.durability == STORE_DURABILITY_FSYNC) {
@@ -213,7 +223,7 @@ static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
                 }
                 return op->status;
             }
-            store_set_error(ret);
+            store_note_error(st, ret);
             store_log(st, 0, "commit: %s", db_strerror(ret));
             return STORE_ERROR;
         }
@@ -222,7 +232,7 @@ static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
             atomic_fetch_add(&st->deadlock_retries, 1);
             continue;
         }
-        store_set_error(ret);
+        store_note_error(st, ret);
         if (!retryable(ret)) {
             store_log(st, 0, "storage operation failed: %s", db_strerror(ret));
         }
@@ -260,7 +270,7 @@ static int op_set(struct store *st, DB_TXN *txn, struct op *op)
     init_key(&k, op->key, op->nkey);
     memset(&d, 0, sizeof(d));
     d.flags = DB_DBT_USERMEM; /* ulen 0: learn whether it exists and its size, lock it */
-    int ret = st->items->get(st->items, txn, &k, &d, DB_RMW);
+    int ret = BDB_CALL(st->items->get(st->items, txn, &k, &d, DB_RMW));
     bool exists = (ret == DB_BUFFER_SMALL || ret == 0);
     if (!exists && ret != DB_NOTFOUND) {
         return ret;
@@ -437,7 +447,7 @@ enum store_status store_get(struct store *st, struct store_buf *buf, const char 
             continue;
         }
         if (ret != 0) {
-            store_set_error(ret);
+            store_note_error(st, ret);
             store_log(st, 0, "get: %s", db_strerror(ret));
             return STORE_ERROR;
         }
@@ -537,7 +547,7 @@ static int op_delete(struct store *st, DB_TXN *txn, struct op *op)
     }
     DBT k;
     init_key(&k, op->key, op->nkey);
-    if ((ret = st->items->del(st->items, txn, &k, 0)) != 0) {
+    if ((ret = BDB_CALL(st->items->del(st->items, txn, &k, 0))) != 0) {
         return ret;
     }
     op->wrote = true;
@@ -707,9 +717,9 @@ int store_sync(struct store *st)
     if (tl_unsynced == 0) {
         return 0;
     }
-    int ret = st->env->log_flush(st->env, NULL);
+    int ret = BDB_CALL(st->env->log_flush(st->env, NULL));
     if (ret != 0) {
-        store_set_error(ret);
+        store_note_error(st, ret);
         store_log(st, 0, "log flush: %s", db_strerror(ret));
         return -1;
     }
@@ -745,21 +755,12 @@ bool store_durability_parse(const char *name, enum store_durability *out)
     return false;
 }
 
-int store_checkpoint(struct store *st)
-{
-    int ret = st->env->txn_checkpoint(st->env, 0, 0, 0);
-    if (ret != 0) {
-        store_log(st, 0, "checkpoint: %s", db_strerror(ret));
-        return -1;
-    }
-    atomic_fetch_add(&st->checkpoints, 1);
-    return 0;
-}
-
 void store_close(struct store *st)
 {
     store_stop_threads(st);
-    store_checkpoint(st);
+    if (!atomic_load(&st->panicked)) {
+        store_checkpoint(st);
+    }
     bdb_env_close(st);
     pthread_mutex_destroy(&st->bg_lock);
     pthread_cond_destroy(&st->bg_cond);

@@ -240,11 +240,7 @@ static void *checkpointer_main(void *arg)
                 store_log(st, 0, "log flush: %s", db_strerror(ret));
             }
         }
-        time_t now = time(NULL);
-        if (st->cfg.checkpoint_sec > 0 && now - last_checkpoint >= st->cfg.checkpoint_sec) {
-            store_checkpoint(st);
-            last_checkpoint = now;
-        }
+        store_maintenance_tick(st, time(NULL), &last_checkpoint);
     }
     return NULL;
 }
