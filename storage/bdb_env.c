@@ -261,11 +261,10 @@ int bdb_env_open(struct store *st)
     env->set_lg_bsize(env, 4 * 1024 * 1024);
     env->set_lg_max(env, 16 * 1024 * 1024);
     env->set_tx_max(env, 1000);
-    /* os: each commit is written to the OS (survives kill -9), the checkpoint thread syncs
-     * every second. fsync and none: commits stay in the log buffer; fsync mode then flushes
-     * once per batch of writes before any of their replies goes out (store_sync). */
-    env->set_flags(env, st->cfg.durability == STORE_DURABILITY_OS ? DB_TXN_WRITE_NOSYNC
-                                                                 : DB_TXN_NOSYNC, 1);
+    /* Commits stay in the log buffer. Before the replies of a batch go out, store_sync()
+     * writes the log to the OS (os: survives kill -9; the checkpoint thread also syncs it to
+     * disk every second) or flushes it to disk (fsync). none: the buffer goes out when full. */
+    env->set_flags(env, DB_TXN_NOSYNC, 1);
     /* without an archive directory, Berkeley DB deletes logs recovery no longer needs */
     env->log_set_config(env, DB_LOG_AUTO_REMOVE, st->cfg.log_archive_dir == NULL ? 1 : 0);
 

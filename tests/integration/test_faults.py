@@ -162,3 +162,25 @@ def test_db_checkpoint_and_db_archive_commands(server):
         for name in ("log_bytes_written", "txn_commits", "lock_requests", "mpool_hits",
                      "txn_last_checkpoint_time"):
             assert name in st, name
+
+
+def test_failed_group_commit_never_acknowledges(tmp_path):
+    """fsync mode: when the log flush that would cover a write fails, the client gets no STORED
+    (the connection is closed); the server lives on and later writes succeed."""
+    s = mctest.mcstore_server(tmp_path, "-t", "1", "--durability", "fsync").start()
+    try:
+        with mctest.Conn(s.port) as c:
+            assert c.cmd(mctest.storage_cmd(b"set", b"g0", 0, 0, b"x")) == b"STORED\r\n"
+            # a set makes 5 wrapped calls (txn_begin, get, cas sequence, put, commit); the
+            # 6th is the group commit's log flush
+            arm(c, b"6 eio")
+            c.send(mctest.storage_cmd(b"set", b"g1", 0, 0, b"y"))
+            assert c.wait_closed(5.0)
+            assert c.buf == b"", c.buf
+        assert s.alive()
+        with mctest.Conn(s.port) as c:
+            assert c.cmd(mctest.storage_cmd(b"set", b"g2", 0, 0, b"z")) == b"STORED\r\n"
+            assert mctest.get_values(c, b"get g0 g2\r\n").keys() == {b"g0", b"g2"}
+        assert "log flush failed" in s.log_text()
+    finally:
+        s.stop()

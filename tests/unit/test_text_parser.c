@@ -221,7 +221,7 @@ static const char *cmd_name(enum proto_cmd c)
     static const char *const names[] = {
         "NONE", "GET", "GETS", "GAT", "GATS", "SET", "ADD", "REPLACE", "APPEND", "PREPEND",
         "CAS", "INCR", "DECR", "DELETE", "TOUCH", "FLUSH_ALL", "VERSION", "VERBOSITY", "QUIT",
-        "STATS", "RGET",
+        "STATS", "RGET", "DB_CHECKPOINT", "DB_ARCHIVE", "DEBUG_FAULT",
     };
     if ((unsigned)c < sizeof names / sizeof names[0]) {
         return names[c];
@@ -303,6 +303,7 @@ static void fail_case(struct tctx *t, int line, const char *fmt, ...)
 
 static void finish(struct tctx *t)
 {
+    printf("# %d case(s) checked\n", t->cases);
     if (t->failures > 0) {
         fail_msg("%d of %d case(s) failed (%d check(s)); see the # FAIL lines above",
                  t->failed_cases, t->cases, t->failures);
@@ -923,7 +924,9 @@ static const struct pcase line_cases[] = {
     { .name = "noreply_with_cr_is_not_noreply", IN("set k 0 0 1 noreply\r\r\nx\r\n"),
       REQ(.cmd = PROTO_CMD_SET, .key = "k", DATA("x")) },
     { .name = "delete_zero_with_cr", IN("delete k 0\r\r\n"), ERR(E_DELETE) },
-    { .name = "binary_garbage_line", IN("\x80\x01\x00\x00\r\n"), ERR(E_ERROR) },
+    /* (a first byte 0x80 goes to the binary protocol before this parser sees it) */
+    { .name = "binary_garbage_line", IN("\x01\x80\x00\x00\r\n"), ERR(E_ERROR) },
+    { .name = "binary_garbage_line_2", IN("\x7f\xff\xfe\x80\x00\x01\r\n"), ERR(E_ERROR) },
     { .name = "high_bytes_line", IN("\xff\xfe\xfd garbage\r\n"), ERR(E_ERROR) },
 };
 
@@ -1243,6 +1246,11 @@ static const struct pcase storage_error_cases[] = {
     { .name = "set_length_plus_alone", IN("set k 0 0 +\r\nx\r\n"), ERR(E_FORMAT), LINE },
     { .name = "set_length_plus_tab_digit", IN("set k 0 0 +\t5\r\nhello\r\n"), ERR(E_FORMAT),
       LINE },
+    /* memcached's sign check is strchr(token, '-'): any '-' in a token holding >= 2^63 */
+    { .name = "cas_unique_max_then_tab_minus", IN("cas k 0 0 1 18446744073709551615\t-\r\nx\r\n"),
+      ERR(E_FORMAT), LINE },
+    { .name = "set_flags_max_then_tab_minus", IN("set k 18446744073709551615\t- 0 1\r\nx\r\n"),
+      ERR(E_FORMAT), LINE },
     { .name = "cas_unique_2pow64", IN("cas k 0 0 1 18446744073709551616\r\nx\r\n"),
       ERR(E_FORMAT), LINE },
     { .name = "cas_unique_minus_1", IN("cas k 0 0 1 -1\r\nx\r\n"), ERR(E_FORMAT), LINE },
@@ -1386,6 +1394,10 @@ static const struct pcase arith_cases[] = {
       REQ(.cmd = PROTO_CMD_INCR, .key = "k", .delta = 1) },
     { .name = "incr_delta_then_tab_junk", IN("incr k 1\tx\r\n"),
       REQ(.cmd = PROTO_CMD_INCR, .key = "k", .delta = 1) },
+    { .name = "incr_delta_max_then_tab_minus", IN("incr k 18446744073709551615\t-\r\n"),
+      ERR(E_DELTA) },
+    { .name = "incr_small_delta_then_tab_minus", IN("incr k 5\t-\r\n"),
+      REQ(.cmd = PROTO_CMD_INCR, .key = "k", .delta = 5) },
     { .name = "incr_delta_negative", IN("incr k -1\r\n"), ERR(E_DELTA) },
     { .name = "incr_delta_2pow64", IN("incr k 18446744073709551616\r\n"), ERR(E_DELTA) },
     { .name = "incr_delta_not_a_number", IN("incr k abc\r\n"), ERR(E_DELTA) },
@@ -1545,6 +1557,9 @@ static const struct pcase misc_cases[] = {
     /* memcached without -A */
     { .name = "shutdown_not_enabled", IN("shutdown\r\n"), ERR(E_SHUTDOWN) },
     { .name = "shutdown_graceful_not_enabled", IN("shutdown graceful\r\n"), ERR(E_SHUTDOWN) },
+    /* MemcacheDB extras (no memcached reference) */
+    { .name = "db_checkpoint", IN("db_checkpoint\r\n"), REQ(.cmd = PROTO_CMD_DB_CHECKPOINT) },
+    { .name = "db_archive", IN("db_archive\r\n"), REQ(.cmd = PROTO_CMD_DB_ARCHIVE) },
     /* MemcacheDB: rget <start> <end> <left open 0|1> <right open 0|1> <max items> */
     { .name = "rget_basic", IN("rget a z 0 1 10\r\n"),
       REQ(.cmd = PROTO_CMD_RGET, .key = "a", .key2 = "z", .right_open = true, .max = 10) },
@@ -1582,6 +1597,7 @@ static const struct pcase http_cases[] = {
     { .name = "http_after_d_is_error", IN("dx HTTP/1.1\r\n"), ERR(E_ERROR) },
     { .name = "http_after_t_is_error", IN("tx HTTP/1.1\r\n"), ERR(E_ERROR) },
     { .name = "http_after_g_is_error", IN("gx HTTP/1.1\r\n"), ERR(E_ERROR) },
+    { .name = "http_after_deletes_is_error", IN("deletes 1 HTTP/1.1\r\n"), ERR(E_ERROR) },
     { .name = "http_after_2_letter_m_is_error", IN("mx HTTP/1.1\r\n"), ERR(E_ERROR) },
     { .name = "http_after_set_is_error", IN("set HTTP/1.1\r\n"), ERR(E_ERROR) },
     { .name = "http_after_1_char_command_is_error", IN("x HTTP/1.1\r\n"), ERR(E_ERROR) },
@@ -2136,7 +2152,9 @@ static const struct delta_case delta_cases[] = {
       30, 6 },
     { "nul_after_number", V("5\0abc"), true, 1, true, "6", 5, 6 },
     { "minus_2pow64_plus_1_is_1", V("-18446744073709551615"), true, 1, true, "2", 21, 2 },
+    { "small_number_then_minus", V("5 - 1"), true, 1, true, "6", 5, 6 },
     { "not_a_number", V("abc"), true, 1, false, NULL, 0, 0 },
+    { "max_then_minus", V("18446744073709551615 -"), true, 1, false, NULL, 0, 0 },
     { "empty", V(""), true, 1, false, NULL, 0, 0 },
     { "negative", V("-1"), true, 1, false, NULL, 0, 0 },
     { "trailing_letter", V("12a"), true, 1, false, NULL, 0, 0 },
