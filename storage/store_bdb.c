@@ -115,9 +115,9 @@ static int next_cas(struct store *st, uint64_t *cas)
 }
 
 /* Writes header + value parts (a, then b) as key's record within txn. */
-static int write_record(struct store *st, DB_TXN *txn, const char *key, size_t nkey,
-                        const struct record_header *h, const char *a, size_t na, const char *b,
-                        size_t nb)
+static int write_record_flags(struct store *st, DB_TXN *txn, const char *key, size_t nkey,
+                              const struct record_header *h, const char *a, size_t na,
+                              const char *b, size_t nb, uint32_t put_flags)
 {
     size_t total = RECORD_HEADER + na + nb;
     int ret = buf_reserve(&tl_wr, &tl_wr_cap, total);
@@ -137,7 +137,14 @@ static int write_record(struct store *st, DB_TXN *txn, const char *key, size_t n
     memset(&d, 0, sizeof(d));
     d.data = tl_wr;
     d.size = (uint32_t)total;
-    return BDB_CALL(st->items->put(st->items, txn, &k, &d, 0));
+    return BDB_CALL(st->items->put(st->items, txn, &k, &d, put_flags));
+}
+
+static int write_record(struct store *st, DB_TXN *txn, const char *key, size_t nkey,
+                        const struct record_header *h, const char *a, size_t na, const char *b,
+                        size_t nb)
+{
+    return write_record_flags(st, txn, key, nkey, h, a, na, b, nb, 0);
 }
 
 /* Arguments and results of one command, carried through the retry loop. */
@@ -263,29 +270,40 @@ static int read_for_update(struct store *st, DB_TXN *txn, struct op *op, struct 
     return 0;
 }
 
+/*
+ * set tries an insert first: new keys (a fan-out's inboxes) cost one btree descent. Only an
+ * existing key is read (its size only: ulen 0) to keep the byte count, then overwritten.
+ */
 static int op_set(struct store *st, DB_TXN *txn, struct op *op)
 {
-    DBT k;
-    DBT d;
-    init_key(&k, op->key, op->nkey);
-    memset(&d, 0, sizeof(d));
-    d.flags = DB_DBT_USERMEM; /* ulen 0: learn whether it exists and its size, lock it */
-    int ret = BDB_CALL(st->items->get(st->items, txn, &k, &d, DB_RMW));
-    bool exists = (ret == DB_BUFFER_SMALL || ret == 0);
-    if (!exists && ret != DB_NOTFOUND) {
-        return ret;
-    }
     struct record_header h = {op->flags, op->exptime, now_sec(), 0};
-    if ((ret = next_cas(st, &h.cas)) != 0) {
+    int ret = next_cas(st, &h.cas);
+    if (ret != 0) {
         return ret;
     }
-    if ((ret = write_record(st, txn, op->key, op->nkey, &h, op->data, op->ndata, NULL, 0)) != 0) {
+    ret = write_record_flags(st, txn, op->key, op->nkey, &h, op->data, op->ndata, NULL, 0,
+                             DB_NOOVERWRITE);
+    int64_t old_bytes = 0;
+    bool exists = (ret == DB_KEYEXIST);
+    if (exists) {
+        DBT k;
+        DBT d;
+        init_key(&k, op->key, op->nkey);
+        memset(&d, 0, sizeof(d));
+        d.flags = DB_DBT_USERMEM;
+        ret = BDB_CALL(st->items->get(st->items, txn, &k, &d, DB_RMW));
+        if (ret != 0 && ret != DB_BUFFER_SMALL) {
+            return ret == DB_NOTFOUND ? DB_LOCK_DEADLOCK : ret; /* cannot happen: retry */
+        }
+        old_bytes = d.size > RECORD_HEADER ? (int64_t)(d.size - RECORD_HEADER) : 0;
+        ret = write_record(st, txn, op->key, op->nkey, &h, op->data, op->ndata, NULL, 0);
+    }
+    if (ret != 0) {
         return ret;
     }
     op->wrote = true;
     op->count_delta = exists ? 0 : 1;
-    op->bytes_delta = (int64_t)op->ndata - (exists && d.size > RECORD_HEADER
-                                                ? (int64_t)(d.size - RECORD_HEADER) : 0);
+    op->bytes_delta = (int64_t)op->ndata - old_bytes;
     op->cas_out = h.cas;
     op->stored = 1;
     op->status = STORE_STORED;

@@ -171,12 +171,18 @@ def test_failed_group_commit_never_acknowledges(tmp_path):
     try:
         with mctest.Conn(s.port) as c:
             assert c.cmd(mctest.storage_cmd(b"set", b"g0", 0, 0, b"x")) == b"STORED\r\n"
-            # a set makes 5 wrapped calls (txn_begin, get, cas sequence, put, commit); the
-            # 6th is the group commit's log flush
-            arm(c, b"6 eio")
-            c.send(mctest.storage_cmd(b"set", b"g1", 0, 0, b"y"))
-            assert c.wait_closed(5.0)
-            assert c.buf == b"", c.buf
+            # walk the failure forward through a set's Berkeley DB calls until it lands on the
+            # group commit's log flush, the last call before the reply
+            closed_at = None
+            for nth in range(1, 12):
+                arm(c, b"%d eio" % nth)
+                c.send(mctest.storage_cmd(b"set", b"g1:%d" % nth, 0, 0, b"y"))
+                if c.wait_closed(0.5):
+                    closed_at = nth
+                    break
+                assert c.read_until(b"\r\n").startswith(b"SERVER_ERROR "), nth
+            assert closed_at is not None, "no injected failure reached the log flush"
+            assert b"STORED" not in c.buf, c.buf
         assert s.alive()
         with mctest.Conn(s.port) as c:
             assert c.cmd(mctest.storage_cmd(b"set", b"g2", 0, 0, b"z")) == b"STORED\r\n"
