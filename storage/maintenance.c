@@ -100,7 +100,8 @@ int store_archive_logs(struct store *st, unsigned *n)
 
 int store_checkpoint(struct store *st)
 {
-    int ret = BDB_CALL(st->env->txn_checkpoint(st->env, 0, 0, 0));
+    /* forced: otherwise an idle store keeps the logs since the last checkpoint began */
+    int ret = BDB_CALL(st->env->txn_checkpoint(st->env, 0, 0, DB_FORCE));
     if (ret != 0) {
         store_note_error(st, ret);
         store_log(st, 0, "checkpoint: %s", db_strerror(ret));
