@@ -96,8 +96,7 @@ static void bdb_msgcall(const DB_ENV *env, const char *msg)
     }
 }
 
-/* The expiry index orders little-endian u32 exptimes numerically. */
-static int compare_exptime(DB *db, const DBT *a, const DBT *b)
+int bdb_compare_exptime(DB *db, const DBT *a, const DBT *b)
 {
     (void)db;
     uint32_t x = a->size >= 4 ? record_le32(a->data) : 0;
@@ -169,10 +168,11 @@ static int load_meta(struct store *st)
     if (ret != 0) {
         return ret;
     }
-    if (data.size >= 13) {
-        atomic_store(&st->flush_cas, (uint64_t)record_le32(buf) | (uint64_t)record_le32(buf + 4) << 32);
-        atomic_store(&st->flush_time, record_le32(buf + 8));
-        atomic_store(&st->flush_scan_pending, buf[12] != 0);
+    struct flush_marks m;
+    if (flush_marks_decode(buf, data.size, &m)) {
+        atomic_store(&st->flush_cas, m.cas);
+        atomic_store(&st->flush_time, m.time);
+        atomic_store(&st->flush_scan_pending, m.scan_pending);
     }
     return 0;
 }
@@ -181,17 +181,11 @@ int store_write_flush_meta(struct store *st, DB_TXN *txn)
 {
     DBT key;
     DBT data;
-    unsigned char buf[13];
-    uint64_t fc = atomic_load(&st->flush_cas);
-    uint32_t ft = atomic_load(&st->flush_time);
+    unsigned char buf[FLUSH_MARKS_BYTES];
+    struct flush_marks m = {atomic_load(&st->flush_cas), atomic_load(&st->flush_time),
+                            atomic_load(&st->flush_scan_pending)};
 
-    for (int i = 0; i < 8; i++) {
-        buf[i] = (unsigned char)(fc >> (8 * i));
-    }
-    for (int i = 0; i < 4; i++) {
-        buf[8 + i] = (unsigned char)(ft >> (8 * i));
-    }
-    buf[12] = atomic_load(&st->flush_scan_pending) ? 1 : 0;
+    flush_marks_encode(buf, &m);
     memset(&key, 0, sizeof(key));
     memset(&data, 0, sizeof(data));
     key.data = "flush";
@@ -286,7 +280,7 @@ int bdb_env_open(struct store *st)
               st->cfg.recover_catastrophic ? "catastrophic" : "normal", st->cfg.home,
               (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
     if ((ret = open_db(st, &st->items, "items.db", DB_BTREE, 0, NULL)) != 0 ||
-        (ret = open_db(st, &st->expiry, "expiry.db", DB_BTREE, DB_DUPSORT, compare_exptime)) != 0 ||
+        (ret = open_db(st, &st->expiry, "expiry.db", DB_BTREE, DB_DUPSORT, bdb_compare_exptime)) != 0 ||
         (ret = open_db(st, &st->meta, "meta.db", DB_BTREE, 0, NULL)) != 0) {
         store_log(st, 0, "cannot open databases in %s: %s", st->cfg.home, db_strerror(ret));
         return ret;

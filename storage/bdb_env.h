@@ -48,6 +48,9 @@ struct store {
     bool threads_started;
 };
 
+/* The expiry index's key order: little-endian u32 exptimes, numerically. */
+int bdb_compare_exptime(DB *db, const DBT *a, const DBT *b);
+
 /* Opens the environment and databases (with recovery). 0 or a Berkeley DB error. */
 int bdb_env_open(struct store *st);
 

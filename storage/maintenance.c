@@ -57,7 +57,12 @@ static int copy_file(const char *src, const char *dst)
 int store_archive_logs(struct store *st, unsigned *n)
 {
     char **list = NULL;
+    uint32_t env_flags = 0;
     *n = 0;
+    /* mcstore-admin backup is copying logs: removing one now would break its copy */
+    if (st->env->get_flags(st->env, &env_flags) == 0 && (env_flags & DB_HOTBACKUP_IN_PROGRESS)) {
+        return 0;
+    }
     int ret = BDB_CALL(st->env->log_archive(st->env, &list, DB_ARCH_ABS));
     if (ret != 0) {
         store_note_error(st, ret);

@@ -27,6 +27,37 @@ void record_encode_header(unsigned char *out, const struct record_header *h)
     put_le32(out + 20, (uint32_t)(h->cas >> 32));
 }
 
+void flush_marks_encode(unsigned char *out, const struct flush_marks *m)
+{
+    put_le32(out, (uint32_t)m->cas);
+    put_le32(out + 4, (uint32_t)(m->cas >> 32));
+    put_le32(out + 8, m->time);
+    out[12] = m->scan_pending ? 1 : 0;
+}
+
+bool flush_marks_decode(const unsigned char *in, size_t len, struct flush_marks *m)
+{
+    if (len < FLUSH_MARKS_BYTES) {
+        return false;
+    }
+    m->cas = (uint64_t)record_le32(in) | (uint64_t)record_le32(in + 4) << 32;
+    m->time = record_le32(in + 8);
+    m->scan_pending = in[12] != 0;
+    return true;
+}
+
+bool record_dead(const struct record_header *h, uint32_t now, const struct flush_marks *m)
+{
+    if (h->exptime != 0 && h->exptime <= now) {
+        return true;
+    }
+    if (m->cas != 0 && h->cas < m->cas) {
+        return true;
+    }
+    /* memcached makes a delayed flush bite one second early (oldest_live = time - 1) */
+    return m->time != 0 && now + 1 >= m->time && h->mtime < m->time;
+}
+
 bool record_decode_header(const unsigned char *in, size_t len, struct record_header *h)
 {
     if (len < RECORD_HEADER || in[0] != RECORD_VERSION) {

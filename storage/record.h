@@ -34,4 +34,20 @@ bool record_decode_header(const unsigned char *in, size_t len, struct record_hea
 
 uint32_t record_le32(const unsigned char *p);
 
+/* flush_all's markers, kept in meta.db under "flush": items with a smaller cas are gone, and
+ * items written before 'time' are gone once it is (about) reached. */
+struct flush_marks {
+    uint64_t cas;
+    uint32_t time;
+    bool scan_pending;          /* the sweeper has not yet deleted every flushed record */
+};
+
+#define FLUSH_MARKS_BYTES 13
+
+void flush_marks_encode(unsigned char *out, const struct flush_marks *m);
+bool flush_marks_decode(const unsigned char *in, size_t len, struct flush_marks *m);
+
+/* True when an item is invisible at 'now': expired, or removed by flush_all. */
+bool record_dead(const struct record_header *h, uint32_t now, const struct flush_marks *m);
+
 #endif

@@ -59,16 +59,9 @@ static uint32_t now_sec(void)
 
 bool store_record_dead(struct store *st, const struct record_header *h, uint32_t now)
 {
-    if (h->exptime != 0 && h->exptime <= now) {
-        return true;
-    }
-    uint64_t fc = atomic_load_explicit(&st->flush_cas, memory_order_relaxed);
-    if (fc != 0 && h->cas < fc) {
-        return true;
-    }
-    /* memcached makes a delayed flush bite one second early (oldest_live = time - 1). */
-    uint32_t ft = atomic_load_explicit(&st->flush_time, memory_order_relaxed);
-    return ft != 0 && now + 1 >= ft && h->mtime < ft;
+    struct flush_marks m = {atomic_load_explicit(&st->flush_cas, memory_order_relaxed),
+                            atomic_load_explicit(&st->flush_time, memory_order_relaxed), false};
+    return record_dead(h, now, &m);
 }
 
 static void init_key(DBT *k, const char *key, size_t nkey)

@@ -1,0 +1,211 @@
+/* Unit tests of the ketama ring (tools/bench/ring.c) against libmemcached's weighted ketama. */
+
+/*
+ * The expected owners were computed by libmemcached 1.1.4 itself, through pylibmc 1.6.3
+ * (Debian 12): Client(servers, behaviors={"ketama_weighted": True}).hash(key) answers the
+ * index of the server a key goes to. tests/integration/test_bench.py checks the same against
+ * real servers (writes through pylibmc, reads which server holds each key).
+ */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tools/bench/ring.h"
+
+#define NKEYS 2000
+
+/* owner of "key:0" .. "key:1999", one digit each, for 127.0.0.1:11211 (the default port: ring
+ * strings "127.0.0.1-N"), 127.0.0.1:11212 and 127.0.0.1:11213, weights 1 */
+static const char owners_equal[] =
+    "100001220100020100101210202000002101001211221100222112122100210100200211200111120112100002"
+    "000021222200111211020112022220120121210201111101112201101202222121120011212220222002222011"
+    "211222212210010002210120010002222121220100210101112000112222101021102212110020221111220021"
+    "110202110221222121012201012201222001202210110101012000220001100110220122120201201022120002"
+    "121021021220000021200201002001212001002010110212020011212210000001222000002110010002120101"
+    "010101212220111200110112202002121001020210121101201102212122202012101012011201102100221011"
+    "121020011222201221020022222210111201211202112222001020110101111220001012022212122012210001"
+    "012011010112120211202022221202220220102211100111202020112210020200100212210202122012102200"
+    "210020121000122021021102221210002000000102022121222020100000110022202111220022021120001100"
+    "111221200101102022021122210101210111202020221211010200200211001112220012021002001110000110"
+    "122120112220002102122220212011100102101122022002001221221200001221110122201122012222122012"
+    "012221002212121101210121002012201112112202212121020121210222101111202002202012022212120202"
+    "022221221102110211002110021220002212112211212112220020011120001111020200200022112220112121"
+    "100212200000102211201212010012001200122121221200102020111220210000100212102111021002111211"
+    "120201222020120121100200202012121221002222010010011022110201010110211212210102001210121102"
+    "000200211110121211121021210001112000211112102111211200101002122212220110120001021101201010"
+    "110101110002210220212022012211220202021210011122100210111100102001100212202021110202012020"
+    "122120102201121222110122212011100010022001110011102022011201102211200121220001201021112121"
+    "112122212122200222112220012221111121000001221010002100200110020002021200011210012110020022"
+    "101020121220022020122101121121012002122111102122122001100100111210010100210102021122010011"
+    "011011002012211020102010022002002220200112222122102110020112220002220110011010022202201010"
+    "001022112011210110212222211002111212221111120200221121221112222220020212021110010111121022"
+    "21212211021120211220";
+
+/* the same for 127.0.0.1:21201 weight 1, 127.0.0.1:21202 weight 2, cache-3.example:21203
+ * weight 5 (a host name is hashed as written, never resolved) */
+static const char owners_weighted[] =
+    "222121212222202222221221022012012221122121222222210212112121111201212222221121222022020212"
+    "222221102221012202202121221212112011012222221222011112211222222212222211211122212211202212"
+    "111120100121221222020022202210220222002222212202221222111222112222220222101102222211112222"
+    "222222122111221222220222121111011122122122201021110222220121120202120122222221021021102222"
+    "221211212101222120112021002212122222002221102222211212212212220222122202221211022122212222"
+    "112222220222202122212212122221212200212222212122112122212122221222122222212211221222221201"
+    "122121212202010222222222021122222221220021222120222222221022011211202222211122122222202002"
+    "222221222211112210122002220212202112111222222222221202112112220222102112022121010220121121"
+    "001201212112222221211201221111201022022122210201121012202020211220121201221212220222222212"
+    "211211122122222021001222021221202121122222020212222122121211020022222212222202222101222122"
+    "111212121221222210202212202221121122101112220122201211212222121112222112212022221012122212"
+    "012221222221022120222202222022112222110220022102021202022220222212021020222222202222222220"
+    "210001221122102222210122022222112020021000200212122212012202220202202222222122121202220100"
+    "222212221222120222222222212022222022121120101021112222112211102112122110022012202020022222"
+    "212222022222222200120212222221122221222121111022222220222122211021222020222222221102221222"
+    "222212222012022212212212102212222122202021212122222122102121202122112121222222202221101211"
+    "122022212221212222112211121100222112212222222222122011222102021222222111110222222121112222"
+    "202212010221222222022101022121022222220221112211112212221222022201220122112222022222211111"
+    "112221112021122202222022102202222122202112121222202222222220222121220222122212102221120222"
+    "122222221222212102221122001212222222210012212222012221222222211222122122111212022222222211"
+    "112020111202222210222221210121222222101022221221221222112111222222222121222021222222021002"
+    "222222222220212222201222020221211121221212112122222022022211212210201222022222211222221212"
+    "02121221001021210212";
+
+static void check_owners(const struct ring_node *nodes, size_t n, const char *owners)
+{
+    struct ring *r = ring_create(nodes, n);
+    char key[32];
+    int bad = 0;
+
+    assert_non_null(r);
+    assert_int_equal(strlen(owners), NKEYS);
+    for (int i = 0; i < NKEYS; i++) {
+        int len = snprintf(key, sizeof(key), "key:%d", i);
+        size_t got = ring_node_for_key(r, key, (size_t)len);
+        if (got != (size_t)(owners[i] - '0')) {
+            if (bad < 10) {
+                printf("# FAIL %s: ring says node %zu, libmemcached says %c\n", key, got,
+                       owners[i]);
+            }
+            bad++;
+        }
+    }
+    ring_free(r);
+    assert_int_equal(bad, 0);
+}
+
+static void test_equal_weights_match_libmemcached(void **state)
+{
+    (void)state;
+    const struct ring_node nodes[] = {
+        {"127.0.0.1", 11211, 1},
+        {"127.0.0.1", 11212, 1},
+        {"127.0.0.1", 11213, 1},
+    };
+    check_owners(nodes, 3, owners_equal);
+}
+
+static void test_weights_match_libmemcached(void **state)
+{
+    (void)state;
+    const struct ring_node nodes[] = {
+        {"127.0.0.1", 21201, 1},
+        {"127.0.0.1", 21202, 2},
+        {"cache-3.example", 21203, 5},
+    };
+    check_owners(nodes, 3, owners_weighted);
+}
+
+static void test_key_hash_is_md5_little_endian(void **state)
+{
+    (void)state;
+    /* first four bytes of MD5(key), little endian (python: struct.unpack("<I", md5[:4])) */
+    assert_int_equal(ring_hash("key:0", 5), 0x82ab86dfu);
+    assert_int_equal(ring_hash("a", 1), 0xb975c10cu);
+    assert_int_equal(ring_hash("inbox:123:456", 13), 0x53b8666bu);
+}
+
+static void test_point_counts(void **state)
+{
+    (void)state;
+    struct ring_node nodes[8];
+
+    for (size_t n = 1; n <= 8; n++) {
+        for (size_t i = 0; i < n; i++) {
+            snprintf(nodes[i].host, sizeof(nodes[i].host), "10.1.0.%zu", i + 1);
+            nodes[i].port = 11211;
+            nodes[i].weight = 1;
+        }
+        struct ring *r = ring_create(nodes, n);
+        assert_non_null(r);
+        /* 160 points per server of equal weight: 40 MD5 digests of 4 points each */
+        assert_int_equal(ring_point_count(r), 160 * n);
+        ring_free(r);
+    }
+    /* weights 1 and 3 of 2 servers: shares 1/4 and 3/4 of 2 * 160 points */
+    nodes[0].weight = 1;
+    nodes[1].weight = 3;
+    struct ring *r = ring_create(nodes, 2);
+    assert_non_null(r);
+    assert_int_equal(ring_point_count(r), 80 + 240);
+    ring_free(r);
+}
+
+static void test_one_node_and_wrap_around(void **state)
+{
+    (void)state;
+    const struct ring_node one[] = {{"127.0.0.1", 21201, 1}};
+    const struct ring_node two[] = {{"127.0.0.1", 21201, 1}, {"127.0.0.1", 21202, 1}};
+    struct ring *r = ring_create(one, 1);
+
+    assert_non_null(r);
+    assert_int_equal(ring_node_for_key(r, "anything", 8), 0);
+    ring_free(r);
+
+    /* hashes past the last point belong to the first point's node, as hash 0 does */
+    r = ring_create(two, 2);
+    assert_non_null(r);
+    assert_int_equal(ring_lookup(r, UINT32_MAX), ring_lookup(r, 0));
+    ring_free(r);
+
+    assert_null(ring_create(one, 0));
+}
+
+static void test_spread_is_even(void **state)
+{
+    (void)state;
+    const struct ring_node nodes[] = {
+        {"127.0.0.1", 30001, 1}, {"127.0.0.1", 30002, 1},
+        {"127.0.0.1", 30003, 1}, {"127.0.0.1", 30004, 1},
+    };
+    struct ring *r = ring_create(nodes, 4);
+    unsigned count[4] = {0};
+    char key[32];
+
+    assert_non_null(r);
+    for (int i = 0; i < 40000; i++) {
+        int len = snprintf(key, sizeof(key), "key:%d", i);
+        count[ring_node_for_key(r, key, (size_t)len)]++;
+    }
+    /* 160 points per node keep each share near 1/4 */
+    for (int i = 0; i < 4; i++) {
+        assert_in_range(count[i], 7500, 12500);
+    }
+    ring_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_equal_weights_match_libmemcached),
+        cmocka_unit_test(test_weights_match_libmemcached),
+        cmocka_unit_test(test_key_hash_is_md5_little_endian),
+        cmocka_unit_test(test_point_counts),
+        cmocka_unit_test(test_one_node_and_wrap_around),
+        cmocka_unit_test(test_spread_is_even),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
