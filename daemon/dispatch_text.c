@@ -368,6 +368,7 @@ static void stats_settings(struct conn *c)
     stat_line(o, "max_output", "%zu", s->max_output);
     stat_line(o, "durability", "%s", store_durability_name(s->durability));
     stat_line(o, "checkpoint_kb", "%zu", s->checkpoint_kb);
+    stat_line(o, "page_size", "%zu", s->page_size);
     stat_line(o, "log_archive", "%s", s->log_archive != NULL ? s->log_archive : "(remove)");
     stat_line(o, "test_hooks", "%s", store_fault_available() ? "yes" : "no");
 }

@@ -127,6 +127,7 @@ int main(int argc, char **argv)
         .checkpoint_kb = s->checkpoint_kb,
         .log_archive_dir = s->log_archive,
         .recover_catastrophic = s->recover_catastrophic,
+        .page_size = (uint32_t)s->page_size,
     };
     log_info("opening data home %s (recovery runs if needed)", s->home);
     if (store_open(&cfg, &srv.store) != 0) {

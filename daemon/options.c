@@ -22,6 +22,7 @@ enum long_only {
     OPT_CHECKPOINT_KB,
     OPT_LOG_ARCHIVE,
     OPT_RECOVER_CATASTROPHIC,
+    OPT_PAGE_SIZE,
 };
 
 static const struct option long_options[] = {
@@ -46,6 +47,7 @@ static const struct option long_options[] = {
     {"checkpoint-kb", required_argument, NULL, OPT_CHECKPOINT_KB},
     {"log-archive", required_argument, NULL, OPT_LOG_ARCHIVE},
     {"recover-catastrophic", no_argument, NULL, OPT_RECOVER_CATASTROPHIC},
+    {"page-size", required_argument, NULL, OPT_PAGE_SIZE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -69,6 +71,7 @@ void options_defaults(struct settings *s)
     s->sweep_interval_ms = 1000;
     s->durability = STORE_DURABILITY_OS;
     s->checkpoint_kb = 64 * 1024;
+    s->page_size = 16 * 1024;
 }
 
 bool options_parse_size(const char *text, size_t *out)
@@ -134,6 +137,8 @@ void options_usage(const struct settings *d)
            "    --log-archive=DIR      move log files recovery no longer needs to DIR (default:\n"
            "                           delete them)\n"
            "    --recover-catastrophic run Berkeley DB's catastrophic recovery at start\n"
+           "    --page-size=SIZE       items.db page size for a new data home; 32k keeps 4 KiB\n"
+           "                           values on their page (default: %zuk)\n"
            "    --sweep-interval-ms=MS expiry sweeper period (default: %d)\n"
            "    --log-file=FILE        log to FILE instead of stderr; SIGHUP reopens it\n"
            "-h, --help                 this text\n"
@@ -141,7 +146,7 @@ void options_usage(const struct settings *d)
            PACKAGE_VERSION, d->port, d->listen_addr, d->max_conns, d->threads,
            d->item_max / (1024 * 1024), d->home, d->cache_mb,
            store_durability_name(d->durability), d->idle_timeout, d->write_timeout,
-           d->max_output / (1024 * 1024), d->checkpoint_sec, d->checkpoint_kb, d->sweep_interval_ms);
+           d->max_output / (1024 * 1024), d->checkpoint_sec, d->checkpoint_kb, d->page_size / 1024, d->sweep_interval_ms);
 }
 
 static int bad(const char *opt, const char *value)
@@ -254,6 +259,13 @@ int options_parse(struct settings *s, int argc, char **argv)
             break;
         case OPT_RECOVER_CATASTROPHIC:
             s->recover_catastrophic = true;
+            break;
+        case OPT_PAGE_SIZE:
+            /* Berkeley DB takes powers of two from 512 bytes to 64 KiB */
+            if (!options_parse_size(optarg, &s->page_size) || s->page_size < 512 ||
+                s->page_size > 65536 || (s->page_size & (s->page_size - 1)) != 0) {
+                return bad("--page-size (a power of two, 512 to 64k)", optarg);
+            }
             break;
         case 'h':
             options_usage(&defaults);

@@ -31,6 +31,7 @@ struct settings {
     size_t checkpoint_kb;       /* --checkpoint-kb: also checkpoint after this much log */
     const char *log_archive;    /* --log-archive DIR: keep old logs there instead of deleting */
     bool recover_catastrophic;  /* --recover-catastrophic: DB_RECOVER_FATAL at start */
+    size_t page_size;           /* --page-size: items.db page size for a new data home */
 };
 
 /* Fills s with the defaults. */

@@ -25,6 +25,7 @@ struct store_config {
     size_t checkpoint_kb;       /* also checkpoint after this much log (0 = only by time) */
     const char *log_archive_dir;/* move logs no longer needed here instead of deleting them */
     bool recover_catastrophic;  /* open with DB_RECOVER_FATAL instead of normal recovery */
+    uint32_t page_size;         /* items.db page size when it is created (0 = 16 KiB) */
     /* Receives Berkeley DB's and the store's messages: level 0 error, 1 warning, 2 info. */
     void (*log_fn)(int level, const char *msg);
 };
