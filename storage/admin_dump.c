@@ -131,9 +131,6 @@ static bool parse_uint(const char *s, size_t n, uint64_t max, uint64_t *out)
 static int read_flush_marks(struct admin_ctx *ctx, DB_ENV *env, struct flush_marks *m)
 {
     DB *meta;
-    DBT key;
-    DBT data;
-    unsigned char buf[16];
 
     memset(m, 0, sizeof(*m));
     int ret = db_create(&meta, env, 0);
@@ -151,17 +148,7 @@ static int read_flush_marks(struct admin_ctx *ctx, DB_ENV *env, struct flush_mar
         meta->close(meta, 0);
         return ret;
     }
-    memset(&key, 0, sizeof(key));
-    memset(&data, 0, sizeof(data));
-    key.data = "flush";
-    key.size = 5;
-    data.data = buf;
-    data.ulen = sizeof(buf);
-    data.flags = DB_DBT_USERMEM;
-    ret = meta->get(meta, NULL, &key, &data, 0);
-    if (ret == 0) {
-        flush_marks_decode(buf, data.size, m);
-    }
+    ret = bdb_read_flush_marks(meta, m);
     meta->close(meta, 0);
     if (ret != 0 && ret != DB_NOTFOUND) {
         admin_errf(ctx, "cannot read the flush_all markers in meta.db: %s", db_strerror(ret));

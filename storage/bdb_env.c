@@ -150,13 +150,13 @@ fail:
     return ret;
 }
 
-static int load_meta(struct store *st)
+int bdb_read_flush_marks(DB *meta, struct flush_marks *m)
 {
     DBT key;
     DBT data;
     unsigned char buf[16];
-    int ret;
 
+    memset(m, 0, sizeof(*m));
     memset(&key, 0, sizeof(key));
     memset(&data, 0, sizeof(data));
     key.data = "flush";
@@ -164,20 +164,26 @@ static int load_meta(struct store *st)
     data.data = buf;
     data.ulen = sizeof(buf);
     data.flags = DB_DBT_USERMEM;
-    ret = st->meta->get(st->meta, NULL, &key, &data, 0);
+    int ret = meta->get(meta, NULL, &key, &data, 0);
     if (ret == DB_NOTFOUND) {
         return 0;
     }
-    if (ret != 0) {
-        return ret;
+    if (ret == 0) {
+        flush_marks_decode(buf, data.size, m);
     }
+    return ret;
+}
+
+static int load_meta(struct store *st)
+{
     struct flush_marks m;
-    if (flush_marks_decode(buf, data.size, &m)) {
+    int ret = bdb_read_flush_marks(st->meta, &m);
+    if (ret == 0) {
         atomic_store(&st->flush_cas, m.cas);
         atomic_store(&st->flush_time, m.time);
         atomic_store(&st->flush_scan_pending, m.scan_pending);
     }
-    return 0;
+    return ret;
 }
 
 int store_write_flush_meta(struct store *st, DB_TXN *txn)

@@ -48,6 +48,9 @@ struct store {
     bool threads_started;
 };
 
+/* Reads flush_all's markers from meta.db (all zero when none were written). 0 or an error. */
+int bdb_read_flush_marks(DB *meta, struct flush_marks *m);
+
 /* The expiry index's key order: little-endian u32 exptimes, numerically. */
 int bdb_compare_exptime(DB *db, const DBT *a, const DBT *b);
 
