@@ -24,6 +24,8 @@
 /* Requests executed per wake-up before yielding, so one pipelining client cannot starve the
  * others on its worker (memcached's reqs_per_event). */
 #define REQS_PER_EVENT 64
+/* Commands one batch transaction may hold: bounds its locks and a rerun's cost. */
+#define BATCH_MAX 32
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
@@ -113,9 +115,87 @@ struct conn *conn_new(struct worker *w, int fd, const char *peer)
     return c;
 }
 
+/* Commands that may share a transaction: no scans, no flush, no connection-level effects. */
+static bool batchable(enum proto_cmd cmd)
+{
+    switch (cmd) {
+    case PROTO_CMD_GET:
+    case PROTO_CMD_GETS:
+    case PROTO_CMD_GAT:
+    case PROTO_CMD_GATS:
+    case PROTO_CMD_SET:
+    case PROTO_CMD_ADD:
+    case PROTO_CMD_REPLACE:
+    case PROTO_CMD_APPEND:
+    case PROTO_CMD_PREPEND:
+    case PROTO_CMD_CAS:
+    case PROTO_CMD_INCR:
+    case PROTO_CMD_DECR:
+    case PROTO_CMD_DELETE:
+    case PROTO_CMD_TOUCH:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool starts_batch(enum proto_cmd cmd)
+{
+    return batchable(cmd) && cmd != PROTO_CMD_GET && cmd != PROTO_CMD_GETS;
+}
+
+static void conn_begin_batch(struct conn *c)
+{
+    if (c->batch_buf == NULL && (c->batch_buf = evbuffer_new()) == NULL) {
+        return;
+    }
+    if (store_batch_begin(c->w->srv->store) != 0) {
+        return;
+    }
+    c->batching = true;
+    /* a rolled-back batch runs its commands again: they must not be counted twice */
+    stats_reset(&c->w->batch_stats);
+    stats_sum(&c->w->batch_stats, &c->w->stats);
+    c->batch_start = c->rstart;
+    c->batch_n = 0;
+    c->real_out = c->out;
+    c->out = c->batch_buf;
+}
+
+/*
+ * Commits the open batch and releases its replies. Returns false when it rolled back: the
+ * input is rewound to the batch's first command, to be run again one command at a time.
+ */
+static bool conn_end_batch(struct conn *c)
+{
+    if (!c->batching) {
+        return true;
+    }
+    c->batching = false;
+    struct evbuffer *replies = c->out;
+    c->out = c->real_out;
+    c->real_out = NULL;
+    c->batch_buf = replies;
+    if (store_batch_end(c->w->srv->store) == 0) {
+        evbuffer_add_buffer(c->out, replies);
+        return true;
+    }
+    evbuffer_drain(replies, evbuffer_get_length(replies));
+    stats_reset(&c->w->stats);
+    stats_sum(&c->w->stats, &c->w->batch_stats);
+    c->no_batch_until = c->rstart;
+    c->rstart = c->batch_start;
+    c->close_now = false;
+    return false;
+}
+
 void conn_close(struct conn *c)
 {
     struct worker *w = c->w;
+    conn_end_batch(c);
+    if (c->batch_buf != NULL) {
+        evbuffer_free(c->batch_buf);
+    }
     worker_unqueue_sync(w, c);
     worker_remove_conn(w, c);
     event_free(c->rev);
@@ -133,6 +213,7 @@ static bool conn_fill(struct conn *c)
     if (c->rstart > 0) {
         memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
         c->rend -= c->rstart;
+        c->no_batch_until = c->no_batch_until > c->rstart ? c->no_batch_until - c->rstart : 0;
         c->rstart = 0;
     }
     if (c->rend == c->rsize) {
@@ -157,6 +238,7 @@ static bool conn_grow(struct conn *c, size_t need)
     if (c->rstart > 0) {
         memmove(c->rbuf, c->rbuf + c->rstart, have);
         c->rend = have;
+        c->no_batch_until = c->no_batch_until > c->rstart ? c->no_batch_until - c->rstart : 0;
         c->rstart = 0;
     }
     if (need == 0) {
@@ -199,6 +281,7 @@ static void conn_maybe_shrink(struct conn *c)
             c->rbuf = p;
             c->rsize = RBUF_INITIAL;
             c->rstart = c->rend = 0;
+            c->no_batch_until = 0;
         }
     }
 }
@@ -225,6 +308,9 @@ static bool conn_process(struct conn *c, bool draining)
 
     for (;;) {
         if (c->close_now) {
+            if (!conn_end_batch(c)) {
+                continue;
+            }
             conn_close(c);
             return false;
         }
@@ -239,6 +325,7 @@ static bool conn_process(struct conn *c, bool draining)
             if (c->swallow > 0) {
                 conn_set_state(c, CONN_SWALLOW);
                 c->rstart = c->rend = 0;
+                c->no_batch_until = 0;
                 break;
             }
         }
@@ -257,6 +344,9 @@ static bool conn_process(struct conn *c, bool draining)
         proto_text_parse(c->rbuf + c->rstart, c->rend - c->rstart, &lim, &req, &res);
         switch (res.status) {
         case PROTO_NEED_MORE:
+            if (!conn_end_batch(c)) {
+                continue; /* before conn_grow moves the bytes the rerun starts from */
+            }
             if (!conn_grow(c, res.need)) {
                 conn_close(c);
                 return false;
@@ -269,11 +359,24 @@ static bool conn_process(struct conn *c, bool draining)
                 event_active(c->rev, EV_READ, 0);
                 goto out;
             }
+            if (c->batching && !batchable(req.cmd) && !conn_end_batch(c)) {
+                continue;
+            }
+            if (!c->batching && starts_batch(req.cmd) && c->rstart >= c->no_batch_until &&
+                c->rstart + res.consumed < c->rend) {
+                conn_begin_batch(c); /* more input follows: pipelined commands */
+            }
             atomic_store_explicit(&c->last_cmd, (int64_t)time(NULL), memory_order_relaxed);
             dispatch_text(c, &req);
             c->rstart += res.consumed;
+            if (c->batching && ++c->batch_n >= BATCH_MAX && !conn_end_batch(c)) {
+                continue;
+            }
             break;
         case PROTO_ERROR:
+            if ((res.unlink_key || res.swallow > 0) && !conn_end_batch(c)) {
+                continue;
+            }
             if (res.unlink_key) {
                 /* memcached drops the old value when a set is too large to store */
                 store_delete(w->srv->store, &w->buf, req.key, req.nkey);
@@ -294,6 +397,10 @@ static bool conn_process(struct conn *c, bool draining)
         }
     }
 out:
+    if (!conn_end_batch(c)) {
+        /* rolled back: run those commands again, one by one, on the next turn */
+        event_active(c->rev, EV_READ, 0);
+    }
     conn_maybe_shrink(c);
     if (draining && conn_get_state(c) != CONN_CLOSING) {
         conn_set_state(c, CONN_CLOSING);

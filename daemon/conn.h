@@ -37,6 +37,16 @@ struct conn {
     bool close_now;             /* a limit was hit: close without flushing */
     _Atomic int64_t last_cmd;   /* unix time of the last request */
     bool sync_queued;           /* replies wait for the worker's group commit (fsync mode) */
+
+    /* Pipelined commands run as one transaction (a batch); their replies collect in out (swapped
+     * with real_out) and are kept only if the batch commits. Otherwise the batch's input is
+     * parsed again from batch_start, each command on its own, up to no_batch_until. */
+    bool batching;
+    struct evbuffer *real_out;
+    struct evbuffer *batch_buf;
+    size_t batch_start;
+    size_t no_batch_until;
+    unsigned batch_n;
     struct conn *sync_prev;
     struct conn *sync_next;
     char peer[64];

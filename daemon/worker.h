@@ -29,6 +29,7 @@ struct worker {
     size_t nconns;
 
     struct thread_stats stats;
+    struct thread_stats batch_stats; /* stats before the open batch: a rollback restores them */
     struct store_buf buf;       /* scratch for reading records; only this thread uses it */
     struct event *drain_timer;  /* bounds how long shutdown waits for slow clients */
     struct event *sync_ev;      /* group commit: runs after this turn's ready connections */

@@ -37,6 +37,9 @@ struct store {
     _Atomic bool panicked;              /* DB_RUNRECOVERY seen: refuse writes until restart */
     _Atomic uint64_t trickle_pages;     /* pages written ahead of checkpoints by memp_trickle */
     _Atomic uint64_t logs_archived;
+    _Atomic uint64_t batches;           /* multi-command transactions committed */
+    _Atomic uint64_t batched_writes;
+    _Atomic uint64_t batches_failed;    /* rolled back and run again command by command */
     _Atomic uint64_t syncs;             /* group commits: log flushes done for fsync mode */
     _Atomic uint64_t synced_writes;     /* writes those flushes covered */
 

@@ -144,6 +144,17 @@ uint64_t store_total_items(struct store *st);
 uint64_t store_unsynced_writes(void);
 int store_sync(struct store *st);
 
+/*
+ * Batches: several commands of one connection in one transaction (pipelined writes). Between
+ * store_batch_begin() and store_batch_end() the calling thread's command functions above join
+ * one transaction, and their results are provisional: store_batch_end() returns 0 when it
+ * committed them all, or -1 when none was applied (a deadlock, an error in any of them) and
+ * each must be run again on its own. Only get/gets/gat/gats, the storage commands, incr,
+ * decr, delete and touch may run inside a batch.
+ */
+int store_batch_begin(struct store *st);
+int store_batch_end(struct store *st);
+
 /* "fsync", "os" or "none"; false from the parser when the name is unknown. */
 const char *store_durability_name(enum store_durability d);
 bool store_durability_parse(const char *name, enum store_durability *out);

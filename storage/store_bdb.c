@@ -24,6 +24,17 @@ static _Thread_local char *tl_wr;
 static _Thread_local size_t tl_wr_cap;
 static _Thread_local uint64_t tl_unsynced;
 
+/* The calling thread's open batch (store_batch_begin), with the counts it will apply. */
+struct batch {
+    DB_TXN *txn;
+    bool failed;
+    int64_t count_delta;
+    int64_t bytes_delta;
+    uint64_t stored;
+    uint64_t writes;
+};
+static _Thread_local struct batch tl_batch;
+
 void store_buf_free(struct store_buf *buf)
 {
     free(buf->data);
@@ -188,12 +199,84 @@ static void apply_counts(struct store *st, const struct op *op)
     }
 }
 
+/* Runs fn inside the open batch: any failure fails the whole batch (no retry here). */
+static enum store_status run_in_batch(struct store *st, op_fn fn, struct op *op)
+{
+    if (tl_batch.failed) {
+        return STORE_ERROR;
+    }
+    op->count_delta = 0;
+    op->bytes_delta = 0;
+    op->stored = 0;
+    op->wrote = false;
+    op->status = STORE_ERROR;
+    int ret = fn(st, tl_batch.txn, op);
+    if (ret != 0) {
+        tl_batch.failed = true;
+        store_set_error(ret);
+        return STORE_ERROR;
+    }
+    tl_batch.count_delta += op->count_delta;
+    tl_batch.bytes_delta += op->bytes_delta;
+    tl_batch.stored += op->stored;
+    tl_batch.writes += op->wrote ? 1 : 0;
+    return op->status;
+}
+
+int store_batch_begin(struct store *st)
+{
+    DB_TXN *txn;
+    if (atomic_load(&st->panicked) || tl_batch.txn != NULL) {
+        return -1;
+    }
+    int ret = BDB_CALL(st->env->txn_begin(st->env, NULL, &txn, 0));
+    if (ret != 0) {
+        return -1;
+    }
+    memset(&tl_batch, 0, sizeof(tl_batch));
+    tl_batch.txn = txn;
+    return 0;
+}
+
+int store_batch_end(struct store *st)
+{
+    DB_TXN *txn = tl_batch.txn;
+    tl_batch.txn = NULL;
+    if (txn == NULL) {
+        return -1;
+    }
+    if (tl_batch.failed) {
+        txn->abort(txn);
+        atomic_fetch_add(&st->batches_failed, 1);
+        return -1;
+    }
+    int fault = store_fault_next();
+    int ret = fault != 0 ? (txn->abort(txn), fault) : txn->commit(txn, 0);
+    if (ret != 0) {
+        /* a failed commit applied nothing: the commands run again one by one */
+        atomic_fetch_add(&st->batches_failed, 1);
+        return -1;
+    }
+    struct op sum = {.count_delta = tl_batch.count_delta, .bytes_delta = tl_batch.bytes_delta,
+                     .stored = tl_batch.stored};
+    apply_counts(st, &sum);
+    if (st->cfg.durability != STORE_DURABILITY_NONE) {
+        tl_unsynced += tl_batch.writes;
+    }
+    atomic_fetch_add(&st->batches, 1);
+    atomic_fetch_add(&st->batched_writes, tl_batch.writes);
+    return 0;
+}
+
 /* Runs fn in a transaction, retrying lost deadlocks a bounded number of times. */
 static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
 {
     if (atomic_load(&st->panicked)) {
         store_set_error(DB_RUNRECOVERY);
         return STORE_ERROR;
+    }
+    if (tl_batch.txn != NULL) {
+        return run_in_batch(st, fn, op);
     }
     for (int attempt = 0;; attempt++) {
         DB_TXN *txn;
@@ -450,9 +533,16 @@ enum store_status store_get(struct store *st, struct store_buf *buf, const char 
     }
     for (int attempt = 0;; attempt++) {
         size_t len;
-        int ret = read_record(st->items, NULL, buf, key, nkey, 0, &len);
+        /* inside a batch the read must use its transaction: a read of our own uncommitted
+         * write by another locker would wait on this very thread forever */
+        int ret = read_record(st->items, tl_batch.txn, buf, key, nkey, 0, &len);
         if (ret == DB_NOTFOUND) {
             return STORE_NOT_FOUND;
+        }
+        if (ret != 0 && tl_batch.txn != NULL) {
+            tl_batch.failed = true;
+            store_set_error(ret);
+            return STORE_ERROR;
         }
         if (retryable(ret) && attempt < STORE_DEADLOCK_RETRIES) {
             continue;

@@ -48,6 +48,9 @@ void store_stats(struct store *st, store_stat_fn fn, void *arg)
     uint64_t syncs = atomic_load(&st->syncs);
     uint64_t synced = atomic_load(&st->synced_writes);
     char per[32];
+    emit_u64(fn, arg, "batches", atomic_load(&st->batches));
+    emit_u64(fn, arg, "batched_writes", atomic_load(&st->batched_writes));
+    emit_u64(fn, arg, "batches_failed", atomic_load(&st->batches_failed));
     emit_u64(fn, arg, "group_commits", syncs);
     emit_u64(fn, arg, "group_commit_writes", synced);
     snprintf(per, sizeof(per), "%.2f", syncs > 0 ? (double)synced / (double)syncs : 0.0);

@@ -190,3 +190,31 @@ def test_failed_group_commit_never_acknowledges(tmp_path):
         assert "log flush failed" in s.log_text()
     finally:
         s.stop()
+
+
+@pytest.mark.parametrize("error", [b"deadlock", b"eio"])
+def test_failed_batch_is_rerun_command_by_command(server, error):
+    """Pipelined writes share one transaction (a batch). A failure inside it rolls the whole
+    batch back and runs each command again on its own: the client sees exactly the replies of
+    one-by-one execution, and every acknowledged write is there."""
+    with mctest.Conn(server.port) as c:
+        before = int(mctest.stats(c, b"storage")["batches_failed"])
+        for n in range(2, 8):
+            arm(c, b"%d %s" % (n, error))
+            reqs = [mctest.storage_cmd(b"set", b"bt%d" % i, i, 0, b"val%d.%d" % (i, n))
+                    for i in range(12)]
+            reqs.append(b"incr btn 1\r\n")
+            reqs.append(b"get bt3 bt11\r\n")
+            c.send(b"".join(reqs))
+            for i in range(12):
+                r = c.read_until(b"\r\n")
+                assert r == b"STORED\r\n" or r.startswith(b"SERVER_ERROR "), (n, i, r)
+            assert c.read_until(b"\r\n") == b"NOT_FOUND\r\n"
+            got = mctest.parse_values(c.read_until(b"END\r\n"))
+            assert c.cmd(b"debug_fault off\r\n") == b"OK\r\n"
+            now = mctest.get_values(c, b"get " + b" ".join(b"bt%d" % i for i in range(12))
+                                    + b"\r\n")
+            for i in range(12):
+                assert now[b"bt%d" % i][:2] == (i, b"val%d.%d" % (i, n)), (n, i, now)
+            assert got[b"bt3"][:2] == (3, b"val3.%d" % n) and got[b"bt11"][:2] == (11, b"val11.%d" % n)
+        assert int(mctest.stats(c, b"storage")["batches_failed"]) > before
