@@ -377,12 +377,12 @@ static bool conn_process(struct conn *c, bool draining)
             if ((res.unlink_key || res.swallow > 0) && !conn_end_batch(c)) {
                 continue;
             }
+            if (res.swallow > 0) {
+                STAT_INC(&w->stats, store_too_large); /* only a too-large value is swallowed */
+            }
             if (res.unlink_key) {
                 /* memcached drops the old value when a set is too large to store */
                 store_delete(w->srv->store, &w->buf, req.key, req.nkey);
-            }
-            if (res.status == PROTO_ERROR && res.unlink_key) {
-                STAT_INC(&w->stats, store_too_large);
             }
             if (res.error != NULL) {
                 evbuffer_add(c->out, res.error, strlen(res.error));
