@@ -27,6 +27,33 @@
 /* Commands one batch transaction may hold: bounds its locks and a rerun's cost. */
 #define BATCH_MAX 32
 
+/* Plain sockets; TLS (daemon/tls.c) installs its own conn_io. */
+static ssize_t plain_read(struct conn *c, void *buf, size_t n)
+{
+    return read(c->fd, buf, n);
+}
+
+static int plain_write(struct conn *c, struct evbuffer *out)
+{
+    return evbuffer_write(out, c->fd);
+}
+
+static const struct conn_io plain_io = {plain_read, plain_write, NULL};
+
+typedef void (*conn_parse_fn)(const char *buf, size_t len, const struct proto_limits *lim,
+                              struct proto_request *req, struct proto_result *res);
+
+/* Each protocol's parser and executor. */
+struct conn_protocol {
+    conn_parse_fn parse;
+    conn_dispatch_fn dispatch;
+};
+
+static const struct conn_protocol protocols[] = {
+    [CONN_PROTO_TEXT] = {proto_text_parse, dispatch_text},
+    [CONN_PROTO_BINARY] = {proto_text_parse, dispatch_text},
+};
+
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 static bool conn_process(struct conn *c, bool draining);
@@ -108,6 +135,8 @@ struct conn *conn_new(struct worker *w, int fd, const char *peer)
         return NULL;
     }
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->proto = CONN_PROTO_NEGOTIATE;
+    c->io = &plain_io;
     atomic_store(&c->last_cmd, (int64_t)time(NULL));
     conn_set_state(c, CONN_READ);
     worker_add_conn(w, c);
@@ -201,6 +230,9 @@ void conn_close(struct conn *c)
     event_free(c->rev);
     event_free(c->wev);
     evbuffer_free(c->out);
+    if (c->io->close != NULL) {
+        c->io->close(c);
+    }
     close(c->fd);
     free(c->rbuf);
     free(c);
@@ -219,7 +251,7 @@ static bool conn_fill(struct conn *c)
     if (c->rend == c->rsize) {
         return true; /* the parser grows the buffer when a request needs more */
     }
-    ssize_t n = read(c->fd, c->rbuf + c->rend, c->rsize - c->rend);
+    ssize_t n = c->io->read(c, c->rbuf + c->rend, c->rsize - c->rend);
     if (n > 0) {
         c->rend += (size_t)n;
         STAT_ADD(&c->w->stats, bytes_read, (uint64_t)n);
@@ -302,7 +334,8 @@ static void conn_pause_reading(struct conn *c)
 static bool conn_process(struct conn *c, bool draining)
 {
     struct worker *w = c->w;
-    const struct proto_text_limits lim = {.item_max = w->srv->settings.item_max};
+    const struct proto_limits lim = {.item_max = w->srv->settings.item_max};
+    const struct conn_protocol *proto = NULL;
     int budget = REQS_PER_EVENT;
     uint64_t unsynced_before = store_unsynced_writes();
 
@@ -338,10 +371,16 @@ static bool conn_process(struct conn *c, bool draining)
             break;
         }
         conn_set_state(c, CONN_PARSE);
+        if (c->proto == CONN_PROTO_NEGOTIATE) {
+            /* memcached's rule: a binary request starts with the magic byte 0x80 */
+            c->proto = (unsigned char)c->rbuf[c->rstart] == 0x80 ? CONN_PROTO_BINARY
+                                                                 : CONN_PROTO_TEXT;
+        }
+        proto = &protocols[c->proto];
 
         struct proto_request req;
         struct proto_result res;
-        proto_text_parse(c->rbuf + c->rstart, c->rend - c->rstart, &lim, &req, &res);
+        proto->parse(c->rbuf + c->rstart, c->rend - c->rstart, &lim, &req, &res);
         switch (res.status) {
         case PROTO_NEED_MORE:
             if (!conn_end_batch(c)) {
@@ -367,8 +406,9 @@ static bool conn_process(struct conn *c, bool draining)
                 conn_begin_batch(c); /* more input follows: pipelined commands */
             }
             atomic_store_explicit(&c->last_cmd, (int64_t)time(NULL), memory_order_relaxed);
-            dispatch_text(c, &req);
+            proto->dispatch(c, &req);
             c->rstart += res.consumed;
+            c->swallow = res.swallow;
             if (c->batching && ++c->batch_n >= BATCH_MAX && !conn_end_batch(c)) {
                 continue;
             }
@@ -382,11 +422,14 @@ static bool conn_process(struct conn *c, bool draining)
             }
             if (res.unlink_key) {
                 /* memcached drops the old value when a set is too large to store */
-                store_delete(w->srv->store, &w->buf, req.key, req.nkey);
+                store_delete(w->srv->store, &w->buf, req.key, req.nkey, 0);
             }
             if (res.error != NULL) {
                 evbuffer_add(c->out, res.error, strlen(res.error));
                 evbuffer_add(c->out, "\r\n", 2);
+            }
+            if (res.npacket > 0) {
+                evbuffer_add(c->out, res.packet, res.npacket);
             }
             c->rstart += res.consumed;
             c->swallow = res.swallow;
@@ -423,7 +466,7 @@ void conn_flush(struct conn *c)
         return; /* these replies go out after the group commit covering their writes */
     }
     while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
+        int n = c->io->write(c, c->out);
         if (n > 0) {
             STAT_ADD(&c->w->stats, bytes_written, (uint64_t)n);
             progress = true;

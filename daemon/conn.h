@@ -8,8 +8,36 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct worker;
+struct conn;
+struct proto_request;
+
+/* Which protocol a connection speaks; memcached picks it from the first byte (0x80 = binary).
+ * The meta commands are part of the text protocol. */
+enum conn_proto {
+    CONN_PROTO_NEGOTIATE,   /* no byte seen yet */
+    CONN_PROTO_TEXT,
+    CONN_PROTO_BINARY,
+};
+
+/*
+ * How a connection moves bytes: plain sockets, or TLS (daemon/tls.c) swapped in behind these
+ * pointers so nothing else knows which one it is.
+ */
+struct conn_io {
+    /* As read(2): > 0 bytes read, 0 the peer closed, -1 with errno (EAGAIN: nothing now). */
+    ssize_t (*read)(struct conn *c, void *buf, size_t n);
+    /* Writes from the front of out, draining what went out. As evbuffer_write(): bytes
+     * written, or -1 with errno (EAGAIN: the socket is full). */
+    int (*write)(struct conn *c, struct evbuffer *out);
+    /* Frees io_state (the socket itself is closed by conn_close). May be NULL. */
+    void (*close)(struct conn *c);
+};
+
+/* Runs one parsed request, appending its reply to c->out. */
+typedef void (*conn_dispatch_fn)(struct conn *c, const struct proto_request *req);
 
 enum conn_state {
     CONN_READ,      /* waiting for more request bytes */
@@ -50,6 +78,10 @@ struct conn {
     struct conn *sync_prev;
     struct conn *sync_next;
     char peer[64];
+
+    enum conn_proto proto;
+    const struct conn_io *io;
+    void *io_state;             /* the io's own state (TLS session), or NULL */
 
     struct conn *prev;
     struct conn *next;

@@ -14,12 +14,10 @@
 #include <event2/event.h>
 
 #include "daemon/log.h"
+#include "daemon/stats_report.h"
 #include "daemon/worker.h"
 #include "protocol/text.h"
 #include "storage/fault.h"
-
-/* The memcached version we answer byte for byte; clients gate features on it. */
-#define MEMCACHED_COMPAT_VERSION "1.6.18"
 
 /* Most items one rget returns (MemcacheDB capped it too). */
 #define RGET_MAX_ITEMS 10000
@@ -149,7 +147,8 @@ static void do_update(struct conn *c, const struct proto_request *req)
 
     STAT_INC(&w->stats, set_cmds);
     enum store_status s = store_update(w->srv->store, &w->buf, mode, req->key, req->nkey,
-                                       req->flags, exptime, req->cas, req->data, req->ndata, NULL);
+                                       req->flags, exptime, mode == STORE_MODE_CAS ? req->cas : 0,
+                                       req->data, req->ndata, NULL);
     if (mode == STORE_MODE_CAS) {
         if (s == STORE_STORED) {
             STAT_INC(&w->stats, cas_hits);
@@ -186,10 +185,9 @@ static void do_delta(struct conn *c, const struct proto_request *req)
 {
     struct worker *w = c->w;
     bool incr = req->cmd == PROTO_CMD_INCR;
-    char digits[24];
-    size_t ndigits = 0;
-    enum store_status s = store_delta(w->srv->store, &w->buf, req->key, req->nkey, incr,
-                                      req->delta, digits, &ndigits, NULL);
+    const struct store_delta_args args = {.incr = incr, .delta = req->delta};
+    struct store_delta_result r;
+    enum store_status s = store_delta(w->srv->store, &w->buf, req->key, req->nkey, &args, &r);
     switch (s) {
     case STORE_OK:
         if (incr) {
@@ -197,8 +195,7 @@ static void do_delta(struct conn *c, const struct proto_request *req)
         } else {
             STAT_INC(&w->stats, decr_hits);
         }
-        digits[ndigits] = '\0';
-        reply(c, req, digits);
+        reply(c, req, r.digits);
         break;
     case STORE_NOT_FOUND:
         if (incr) {
@@ -220,7 +217,7 @@ static void do_delta(struct conn *c, const struct proto_request *req)
 static void do_delete(struct conn *c, const struct proto_request *req)
 {
     struct worker *w = c->w;
-    enum store_status s = store_delete(w->srv->store, &w->buf, req->key, req->nkey);
+    enum store_status s = store_delete(w->srv->store, &w->buf, req->key, req->nkey, 0);
     if (s == STORE_OK) {
         STAT_INC(&w->stats, delete_hits);
         reply(c, req, "DELETED");
@@ -264,139 +261,9 @@ static void do_flush_all(struct conn *c, const struct proto_request *req)
     }
 }
 
-/* Appends "STAT name value\r\n". */
-static void stat_line(struct evbuffer *out, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void stat_line(struct evbuffer *out, const char *name, const char *fmt, ...)
+static void text_stat(void *arg, const char *name, const char *value)
 {
-    char value[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(value, sizeof(value), fmt, ap);
-    va_end(ap);
-    evbuffer_add_printf(out, "STAT %s %s\r\n", name, value);
-}
-
-static void stats_general(struct conn *c)
-{
-    struct server *srv = c->w->srv;
-    struct thread_stats t;
-    struct rusage ru;
-    time_t now = time(NULL);
-
-    memset(&t, 0, sizeof(t));
-    for (int i = 0; i < srv->nworkers; i++) {
-        stats_sum(&t, &srv->workers[i].stats);
-    }
-    getrusage(RUSAGE_SELF, &ru);
-#define U64(x) (uint64_t)atomic_load(&(x))
-    struct evbuffer *o = c->out;
-    stat_line(o, "pid", "%ld", (long)getpid());
-    stat_line(o, "uptime", "%ld", (long)(now - srv->started));
-    stat_line(o, "time", "%ld", (long)now);
-    stat_line(o, "version", "%s", MEMCACHED_COMPAT_VERSION);
-    stat_line(o, "mcstore_version", "%s", PACKAGE_VERSION);
-    stat_line(o, "libevent", "%s", event_get_version());
-    stat_line(o, "pointer_size", "%d", (int)(8 * sizeof(void *)));
-    stat_line(o, "rusage_user", "%ld.%06ld", (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
-    stat_line(o, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec,
-              (long)ru.ru_stime.tv_usec);
-    stat_line(o, "max_connections", "%d", srv->settings.max_conns);
-    stat_line(o, "curr_connections", "%" PRIu64, U64(srv->conns.curr_conns));
-    stat_line(o, "total_connections", "%" PRIu64, U64(srv->conns.total_conns));
-    stat_line(o, "rejected_connections", "%" PRIu64, U64(srv->conns.rejected_conns));
-    stat_line(o, "connection_structures", "%" PRIu64, U64(srv->conns.curr_conns));
-    stat_line(o, "slow_reader_closes", "%" PRIu64, U64(srv->conns.slow_reader_closes));
-    stat_line(o, "cmd_get", "%" PRIu64, U64(t.get_cmds));
-    stat_line(o, "cmd_set", "%" PRIu64, U64(t.set_cmds));
-    stat_line(o, "cmd_flush", "%" PRIu64, U64(t.flush_cmds));
-    stat_line(o, "cmd_touch", "%" PRIu64, U64(t.touch_cmds));
-    stat_line(o, "cmd_rget", "%" PRIu64, U64(t.rget_cmds));
-    stat_line(o, "get_hits", "%" PRIu64, U64(t.get_hits));
-    stat_line(o, "get_misses", "%" PRIu64, U64(t.get_misses));
-    stat_line(o, "get_expired", "%d", 0);
-    stat_line(o, "get_flushed", "%d", 0);
-    stat_line(o, "delete_misses", "%" PRIu64, U64(t.delete_misses));
-    stat_line(o, "delete_hits", "%" PRIu64, U64(t.delete_hits));
-    stat_line(o, "incr_misses", "%" PRIu64, U64(t.incr_misses));
-    stat_line(o, "incr_hits", "%" PRIu64, U64(t.incr_hits));
-    stat_line(o, "decr_misses", "%" PRIu64, U64(t.decr_misses));
-    stat_line(o, "decr_hits", "%" PRIu64, U64(t.decr_hits));
-    stat_line(o, "cas_misses", "%" PRIu64, U64(t.cas_misses));
-    stat_line(o, "cas_hits", "%" PRIu64, U64(t.cas_hits));
-    stat_line(o, "cas_badval", "%" PRIu64, U64(t.cas_badval));
-    stat_line(o, "touch_hits", "%" PRIu64, U64(t.touch_hits));
-    stat_line(o, "touch_misses", "%" PRIu64, U64(t.touch_misses));
-    stat_line(o, "store_too_large", "%" PRIu64, U64(t.store_too_large));
-    stat_line(o, "store_errors", "%" PRIu64, U64(t.store_errors));
-    stat_line(o, "auth_cmds", "%d", 0);
-    stat_line(o, "auth_errors", "%d", 0);
-    stat_line(o, "bytes_read", "%" PRIu64, U64(t.bytes_read));
-    stat_line(o, "bytes_written", "%" PRIu64, U64(t.bytes_written));
-    stat_line(o, "limit_maxbytes", "%zu", srv->settings.cache_mb * 1024 * 1024);
-    stat_line(o, "threads", "%d", srv->nworkers);
-    stat_line(o, "conn_yields", "%" PRIu64, U64(t.conn_yields));
-    stat_line(o, "bytes", "%" PRIu64, store_item_bytes(srv->store));
-    stat_line(o, "curr_items", "%" PRIu64, store_item_count(srv->store));
-    stat_line(o, "total_items", "%" PRIu64, store_total_items(srv->store));
-    stat_line(o, "evictions", "%d", 0);
-#undef U64
-}
-
-static void stats_settings(struct conn *c)
-{
-    const struct settings *s = &c->w->srv->settings;
-    struct evbuffer *o = c->out;
-    stat_line(o, "maxbytes", "%zu", s->cache_mb * 1024 * 1024);
-    stat_line(o, "maxconns", "%d", s->max_conns);
-    stat_line(o, "tcpport", "%d", s->port);
-    stat_line(o, "udpport", "%d", 0);
-    stat_line(o, "inter", "%s", s->listen_addr);
-    stat_line(o, "verbosity", "%d", s->verbose);
-    stat_line(o, "num_threads", "%d", s->threads);
-    stat_line(o, "item_size_max", "%zu", s->item_max);
-    stat_line(o, "idle_timeout", "%d", s->idle_timeout);
-    stat_line(o, "evictions", "%s", "off");
-    stat_line(o, "cas_enabled", "%s", "yes");
-    stat_line(o, "flush_enabled", "%s", "yes");
-    stat_line(o, "data_home", "%s", s->home);
-    stat_line(o, "cache_mb", "%zu", s->cache_mb);
-    stat_line(o, "checkpoint_sec", "%d", s->checkpoint_sec);
-    stat_line(o, "sweep_interval_ms", "%d", s->sweep_interval_ms);
-    stat_line(o, "write_timeout", "%d", s->write_timeout);
-    stat_line(o, "max_output", "%zu", s->max_output);
-    stat_line(o, "durability", "%s", store_durability_name(s->durability));
-    stat_line(o, "checkpoint_kb", "%zu", s->checkpoint_kb);
-    stat_line(o, "page_size", "%zu", s->page_size);
-    stat_line(o, "log_archive", "%s", s->log_archive != NULL ? s->log_archive : "(remove)");
-    stat_line(o, "test_hooks", "%s", store_fault_available() ? "yes" : "no");
-}
-
-static void stats_conns(struct conn *c)
-{
-    struct server *srv = c->w->srv;
-    int64_t now = now_unix();
-    evbuffer_add_printf(c->out, "STAT listen:addr tcp:%s\r\nSTAT listen:state conn_listening\r\n",
-                        srv->listen_desc);
-    for (int i = 0; i < srv->nworkers; i++) {
-        struct worker *w = &srv->workers[i];
-        pthread_mutex_lock(&w->lock);
-        for (struct conn *x = w->conns; x != NULL; x = x->next) {
-            evbuffer_add_printf(c->out,
-                                "STAT %d:addr tcp:%s\r\nSTAT %d:listen_addr tcp:%s\r\n"
-                                "STAT %d:state %s\r\nSTAT %d:secs_since_last_cmd %" PRId64 "\r\n",
-                                x->fd, x->peer, x->fd, srv->listen_desc, x->fd,
-                                conn_state_name(atomic_load(&x->state)), x->fd,
-                                now - atomic_load(&x->last_cmd));
-        }
-        pthread_mutex_unlock(&w->lock);
-    }
-}
-
-static void storage_stat(void *arg, const char *name, const char *value)
-{
-    stat_line(arg, name, "%s", value);
+    evbuffer_add_printf(arg, "STAT %s %s\r\n", name, value);
 }
 
 static void do_stats(struct conn *c, const struct proto_request *req)
@@ -405,31 +272,17 @@ static void do_stats(struct conn *c, const struct proto_request *req)
     while (n < req->narg && req->arg[n] != ' ') {
         n++;
     }
-#define SUB(s) (n == strlen(s) && memcmp(req->arg, (s), n) == 0)
-    if (n == 0) {
-        stats_general(c);
-    } else if (SUB("settings")) {
-        stats_settings(c);
-    } else if (SUB("conns")) {
-        stats_conns(c);
-    } else if (SUB("storage")) {
-        store_stats(c->w->srv->store, storage_stat, c->out);
-    } else if (SUB("bdb")) {
-        store_bdb_stats(c->w->srv->store, storage_stat, c->out);
-    } else if (SUB("reset")) {
-        for (int i = 0; i < c->w->srv->nworkers; i++) {
-            stats_reset(&c->w->srv->workers[i].stats);
-        }
+    switch (stats_report(c->w->srv, req->arg, n, text_stat, c->out)) {
+    case STATS_DONE:
+        evbuffer_add(c->out, "END\r\n", 5);
+        break;
+    case STATS_RESET:
         evbuffer_add(c->out, "RESET\r\n", 7);
-        return;
-    } else if (SUB("items") || SUB("slabs")) {
-        /* no slab classes: storage is Berkeley DB, nothing to report per class */
-    } else {
+        break;
+    case STATS_UNKNOWN:
         evbuffer_add(c->out, "ERROR\r\n", 7);
-        return;
+        break;
     }
-#undef SUB
-    evbuffer_add(c->out, "END\r\n", 5);
 }
 
 struct rget_ctx {

@@ -76,6 +76,35 @@ struct proto_request {
     uint32_t max;               /* rget: most items to return */
 };
 
+/* Room for an error packet the binary parser builds (header + a short message). */
+#define PROTO_PACKET_MAX 128
+
+enum proto_status {
+    PROTO_NEED_MORE,    /* not a whole request yet; read more and call again with all bytes */
+    PROTO_REQUEST,      /* req is filled in; drop 'consumed' bytes after executing it, then
+                           discard 'swallow' more bytes as they arrive (usually 0) */
+    PROTO_ERROR,        /* reply 'error' (unless NULL: suppressed by noreply), drop 'consumed'
+                           bytes, then discard 'swallow' more bytes as they arrive */
+    PROTO_CLOSE,        /* the connection must be closed without a reply (memcached does) */
+};
+
+struct proto_limits {
+    size_t item_max;        /* -I: largest item in bytes, memcached's accounting */
+};
+
+struct proto_result {
+    enum proto_status status;
+    size_t consumed;        /* input bytes this result covers (line, and data block if any) */
+    size_t swallow;         /* PROTO_ERROR: further bytes to discard (a rejected data block) */
+    size_t need;            /* PROTO_NEED_MORE: total bytes needed when known (data block), or 0 */
+    const char *error;      /* PROTO_ERROR: the reply line without "\r\n"; NULL = no reply */
+    bool unlink_key;        /* PROTO_ERROR on a too-large set: memcached also deletes the key
+                               (req->key/nkey are set) so no stale value survives */
+    /* PROTO_ERROR in the binary protocol: the whole error packet to send (npacket > 0) */
+    size_t npacket;
+    unsigned char packet[PROTO_PACKET_MAX];
+};
+
 /* Converts a client exptime to an absolute unix time the store keeps: 0 = never expires,
  * 1 = already expired (any time in the past is treated the same). Pure; 'now' is time(NULL). */
 uint32_t proto_exptime_to_abs(int64_t exptime, int64_t now);

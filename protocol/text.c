@@ -201,7 +201,7 @@ static const char BAD_FORMAT[] = "CLIENT_ERROR bad command line format";
 
 static void parse_update(const char *buf, size_t len, size_t line_total,
                          const struct token *tokens, size_t ntokens, bool handle_cas,
-                         const struct proto_text_limits *lim, struct proto_request *req,
+                         const struct proto_limits *lim, struct proto_request *req,
                          struct proto_result *res)
 {
     uint32_t flags;
@@ -404,7 +404,7 @@ static bool want_tokens_or(size_t ntokens, size_t a, size_t b, struct proto_resu
 }
 
 static void dispatch(const char *buf, size_t len, const char *line, size_t line_len,
-                     size_t line_total, const struct proto_text_limits *lim,
+                     size_t line_total, const struct proto_limits *lim,
                      struct proto_request *req, struct proto_result *res)
 {
     struct token tokens[MAX_TOKENS + 1];
@@ -534,7 +534,7 @@ static void dispatch(const char *buf, size_t len, const char *line, size_t line_
     }
 }
 
-void proto_text_parse(const char *buf, size_t len, const struct proto_text_limits *lim,
+void proto_text_parse(const char *buf, size_t len, const struct proto_limits *lim,
                       struct proto_request *req, struct proto_result *res)
 {
     memset(req, 0, sizeof(*req));

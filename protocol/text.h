@@ -13,28 +13,6 @@
 #define PROTO_TEXT_LINE_MAX 2048
 #define PROTO_TEXT_GET_LINE_MAX (2 * 1024 * 1024)
 
-enum proto_status {
-    PROTO_NEED_MORE,    /* not a whole request yet; read more and call again with all bytes */
-    PROTO_REQUEST,      /* req is filled in; drop 'consumed' bytes after executing it */
-    PROTO_ERROR,        /* reply 'error' (unless NULL: suppressed by noreply), drop 'consumed'
-                           bytes, then discard 'swallow' more bytes as they arrive */
-    PROTO_CLOSE,        /* the connection must be closed without a reply (memcached does) */
-};
-
-struct proto_text_limits {
-    size_t item_max;        /* -I: largest item in bytes, memcached's accounting */
-};
-
-struct proto_result {
-    enum proto_status status;
-    size_t consumed;        /* input bytes this result covers (line, and data block if any) */
-    size_t swallow;         /* PROTO_ERROR: further bytes to discard (a rejected data block) */
-    size_t need;            /* PROTO_NEED_MORE: total bytes needed when known (data block), or 0 */
-    const char *error;      /* PROTO_ERROR: the reply line without "\r\n"; NULL = no reply */
-    bool unlink_key;        /* PROTO_ERROR on a too-large set: memcached also deletes the key
-                               (req->key/nkey are set) so no stale value survives */
-};
-
 /*
  * Parses one request from buf[0..len). Never reads past len, never allocates. Replies and
  * connection handling follow memcached 1.6.18's observable behaviour byte for byte.
@@ -44,7 +22,7 @@ struct proto_result {
  *   res       the outcome; always filled in
  * Thread rules: pure function, no shared state.
  */
-void proto_text_parse(const char *buf, size_t len, const struct proto_text_limits *lim,
+void proto_text_parse(const char *buf, size_t len, const struct proto_limits *lim,
                       struct proto_request *req, struct proto_result *res);
 
 /*

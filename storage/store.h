@@ -89,22 +89,46 @@ void store_close(struct store *st);
 enum store_status store_get(struct store *st, struct store_buf *buf, const char *key,
                             size_t nkey, bool touch, uint32_t exptime, struct store_item *item);
 
-/* set/add/replace/append/prepend/cas. cas_in is the client's unique for STORE_MODE_CAS.
- * On STORE_STORED *cas_out is the item's new unique. */
+/* set/add/replace/append/prepend/cas. cas_in is the client's unique for STORE_MODE_CAS; in
+ * the replace/append/prepend modes a non-zero cas_in must match too or the result is
+ * STORE_EXISTS (binary and meta commands carry one; memcached checks it). Text commands pass 0.
+ * On STORE_STORED *cas_out (may be NULL) is the item's new unique. */
 enum store_status store_update(struct store *st, struct store_buf *buf, enum store_mode mode,
                                const char *key, size_t nkey, uint32_t flags, uint32_t exptime,
                                uint64_t cas_in, const char *data, size_t ndata,
                                uint64_t *cas_out);
 
-/* incr/decr with memcached's rules. On STORE_OK, digits/ndigits hold the new value (digits
- * needs 21 bytes) and *value the number. */
-enum store_status store_delta(struct store *st, struct store_buf *buf, const char *key,
-                              size_t nkey, bool incr, uint64_t delta, char *digits,
-                              size_t *ndigits, uint64_t *value);
+/* An incr/decr: what to add or subtract and what the binary and meta protocols add to it. */
+struct store_delta_args {
+    bool incr;
+    uint64_t delta;
+    bool create;                /* a miss stores 'initial' (binary incr, meta ma N) */
+    uint64_t initial;
+    uint32_t create_exptime;    /* absolute exptime of a created item */
+    uint64_t cas_in;            /* non-zero: the item's cas must match, else STORE_EXISTS */
+    bool set_exptime;           /* a hit also gets 'exptime' (meta ma T) */
+    uint32_t exptime;
+};
 
-/* STORE_OK when a live item was deleted, else STORE_NOT_FOUND. */
+struct store_delta_result {
+    char digits[24];            /* the new value in decimal, NUL terminated */
+    size_t ndigits;
+    uint64_t value;
+    uint64_t cas;               /* the item's new unique */
+    bool created;               /* the item was created from 'initial' */
+    uint32_t exptime;           /* the item's absolute exptime (0 = never) */
+};
+
+/* incr/decr with memcached's rules: STORE_OK (result filled in), STORE_NOT_FOUND,
+ * STORE_EXISTS (cas mismatch), STORE_NON_NUMERIC, or an error. */
+enum store_status store_delta(struct store *st, struct store_buf *buf, const char *key,
+                              size_t nkey, const struct store_delta_args *args,
+                              struct store_delta_result *res);
+
+/* STORE_OK when a live item was deleted, STORE_EXISTS when cas_in is non-zero and is not the
+ * item's unique (nothing deleted), else STORE_NOT_FOUND. */
 enum store_status store_delete(struct store *st, struct store_buf *buf, const char *key,
-                               size_t nkey);
+                               size_t nkey, uint64_t cas_in);
 
 /* STORE_OK when a live item got the new exptime, else STORE_NOT_FOUND. */
 enum store_status store_touch(struct store *st, struct store_buf *buf, const char *key,

@@ -164,6 +164,8 @@ struct op {
     size_t ndata;
     bool incr;
     uint64_t delta;
+    const struct store_delta_args *dargs;
+    struct store_delta_result *dres;
     bool touch;
     size_t item_max;
 
@@ -416,6 +418,10 @@ static int op_update(struct store *st, DB_TXN *txn, struct op *op)
             op->status = STORE_NOT_STORED;
             return 0;
         }
+        if (op->cas_in != 0 && old.cas != op->cas_in) {
+            op->status = STORE_EXISTS;
+            return 0;
+        }
         break;
     case STORE_MODE_CAS:
         if (!alive) {
@@ -569,8 +575,37 @@ enum store_status store_touch(struct store *st, struct store_buf *buf, const cha
     return run_txn(st, op_get_touch, &op);
 }
 
+/* A miss in a creating incr (binary incr, meta ma N): the item starts as 'initial'. */
+static int delta_create(struct store *st, DB_TXN *txn, struct op *op, size_t old_n, bool exists)
+{
+    const struct store_delta_args *a = op->dargs;
+    struct store_delta_result *r = op->dres;
+    struct record_header h = {0, a->create_exptime, now_sec(), 0};
+    r->value = a->initial;
+    r->ndigits = proto_u64_to_dec(r->digits, a->initial);
+    r->digits[r->ndigits] = '\0';
+    int ret = next_cas(st, &h.cas);
+    if (ret == 0) {
+        ret = write_record(st, txn, op->key, op->nkey, &h, r->digits, r->ndigits, NULL, 0);
+    }
+    if (ret != 0) {
+        return ret;
+    }
+    op->wrote = true;
+    op->count_delta = exists ? 0 : 1;
+    op->bytes_delta = (int64_t)r->ndigits - (int64_t)old_n;
+    op->stored = 1;
+    r->cas = h.cas;
+    r->created = true;
+    r->exptime = h.exptime;
+    op->status = STORE_OK;
+    return 0;
+}
+
 static int op_delta(struct store *st, DB_TXN *txn, struct op *op)
 {
+    const struct store_delta_args *a = op->dargs;
+    struct store_delta_result *r = op->dres;
     struct record_header h;
     size_t len;
     bool exists;
@@ -579,27 +614,38 @@ static int op_delta(struct store *st, DB_TXN *txn, struct op *op)
     if (ret != 0) {
         return ret;
     }
+    size_t old_n = exists ? len - RECORD_HEADER : 0;
     if (!alive) {
+        if (a->create) {
+            return delta_create(st, txn, op, old_n, exists);
+        }
         op->status = STORE_NOT_FOUND;
         return 0;
     }
-    size_t old_n = len - RECORD_HEADER;
+    if (a->cas_in != 0 && a->cas_in != h.cas) {
+        op->status = STORE_EXISTS;
+        return 0;
+    }
     size_t padded;
-    if (!proto_text_apply_delta(op->rd->data + RECORD_HEADER, old_n, op->incr, op->delta,
-                                op->digits, &op->ndigits, &padded, &op->value)) {
+    if (!proto_text_apply_delta(op->rd->data + RECORD_HEADER, old_n, a->incr, a->delta,
+                                r->digits, &r->ndigits, &padded, &r->value)) {
         op->status = STORE_NON_NUMERIC;
         return 0;
     }
+    r->digits[r->ndigits] = '\0';
     /* memcached rewrites a shorter number in place, padded with spaces to the old length */
     char small[64];
     char *value = padded <= sizeof(small) ? small : malloc(padded);
     if (value == NULL) {
         return ENOMEM;
     }
-    memcpy(value, op->digits, op->ndigits);
-    memset(value + op->ndigits, ' ', padded - op->ndigits);
+    memcpy(value, r->digits, r->ndigits);
+    memset(value + r->ndigits, ' ', padded - r->ndigits);
     size_t nvalue = padded;
     h.mtime = now_sec();
+    if (a->set_exptime) {
+        h.exptime = a->exptime;
+    }
     ret = next_cas(st, &h.cas);
     if (ret == 0) {
         ret = write_record(st, txn, op->key, op->nkey, &h, value, nvalue, NULL, 0);
@@ -612,24 +658,19 @@ static int op_delta(struct store *st, DB_TXN *txn, struct op *op)
     }
     op->wrote = true;
     op->bytes_delta = (int64_t)nvalue - (int64_t)old_n;
+    r->cas = h.cas;
+    r->created = false;
+    r->exptime = h.exptime;
     op->status = STORE_OK;
     return 0;
 }
 
 enum store_status store_delta(struct store *st, struct store_buf *buf, const char *key,
-                              size_t nkey, bool incr, uint64_t delta, char *digits,
-                              size_t *ndigits, uint64_t *value)
+                              size_t nkey, const struct store_delta_args *args,
+                              struct store_delta_result *res)
 {
-    struct op op = {.rd = buf, .key = key, .nkey = nkey, .incr = incr, .delta = delta,
-                    .digits = digits};
-    enum store_status s = run_txn(st, op_delta, &op);
-    if (s == STORE_OK) {
-        *ndigits = op.ndigits;
-        if (value != NULL) {
-            *value = op.value;
-        }
-    }
-    return s;
+    struct op op = {.rd = buf, .key = key, .nkey = nkey, .dargs = args, .dres = res};
+    return run_txn(st, op_delta, &op);
 }
 
 static int op_delete(struct store *st, DB_TXN *txn, struct op *op)
@@ -646,6 +687,10 @@ static int op_delete(struct store *st, DB_TXN *txn, struct op *op)
         op->status = STORE_NOT_FOUND;
         return 0;
     }
+    if (alive && op->cas_in != 0 && op->cas_in != h.cas) {
+        op->status = STORE_EXISTS;
+        return 0;
+    }
     DBT k;
     init_key(&k, op->key, op->nkey);
     if ((ret = BDB_CALL(st->items->del(st->items, txn, &k, 0))) != 0) {
@@ -659,9 +704,9 @@ static int op_delete(struct store *st, DB_TXN *txn, struct op *op)
 }
 
 enum store_status store_delete(struct store *st, struct store_buf *buf, const char *key,
-                               size_t nkey)
+                               size_t nkey, uint64_t cas_in)
 {
-    struct op op = {.rd = buf, .key = key, .nkey = nkey};
+    struct op op = {.rd = buf, .key = key, .nkey = nkey, .cas_in = cas_in};
     return run_txn(st, op_delete, &op);
 }
 

@@ -348,7 +348,7 @@ static void poison(struct proto_request *q, struct proto_result *r)
 }
 
 static void parse_raw(struct outcome *o, const char *in, size_t len,
-                      const struct proto_text_limits *lim, const char *what, size_t prefix)
+                      const struct proto_limits *lim, const char *what, size_t prefix)
 {
     snprintf(crash_where, sizeof crash_where, "%s, prefix %zu of %s", what, prefix,
              esc(in, len));
@@ -556,7 +556,7 @@ static void check_invariants(struct tctx *t, const struct outcome *o, const char
  * report need == need_total (the data block's end); shorter ones need == 0.
  */
 static void check_splits(struct tctx *t, const char *in, size_t len,
-                         const struct proto_text_limits *lim, const struct outcome *full,
+                         const struct proto_limits *lim, const struct outcome *full,
                          size_t need_line, size_t need_total)
 {
     char want[512], got[512], what[64];
@@ -791,7 +791,7 @@ static void check_case_result(struct tctx *t, const struct pcase *c, const struc
 
 static void run_case(struct tctx *t, const struct pcase *c)
 {
-    struct proto_text_limits lim;
+    struct proto_limits lim;
     struct outcome full;
     size_t line = first_line_len(c->in, c->len), total = 0;
 
@@ -1719,7 +1719,7 @@ static void test_hostile_long_lines(void **state)
     struct tctx t = { 0 };
     struct pcase c;
     struct outcome o;
-    struct proto_text_limits lim = { ITEM_MAX_DEFAULT };
+    struct proto_limits lim = { ITEM_MAX_DEFAULT };
     char nuls[3000];
     const char *s;
 
@@ -1793,7 +1793,7 @@ static void test_hostile_long_lines(void **state)
 static void test_hostile_get_line_limit(void **state)
 {
     struct tctx t = { 0 };
-    struct proto_text_limits lim = { ITEM_MAX_DEFAULT };
+    struct proto_limits lim = { ITEM_MAX_DEFAULT };
     struct outcome o;
     char *in;
     size_t n = PROTO_TEXT_GET_LINE_MAX + 1;
@@ -1824,7 +1824,7 @@ static void test_big_inputs(void **state)
 {
     struct tctx t = { 0 };
     struct pcase c;
-    struct proto_text_limits lim = { ITEM_MAX_DEFAULT };
+    struct proto_limits lim = { ITEM_MAX_DEFAULT };
     struct outcome o;
     char *in, *p, walked[64];
     size_t v = 1048516, i, nkeys = 150000, count;
@@ -1913,7 +1913,7 @@ static void test_pipelined_requests(void **state)
         { PROTO_REQUEST, PROTO_CMD_VERSION, false, NULL, NULL },
     };
     struct tctx t = { 0 };
-    struct proto_text_limits lim = { ITEM_MAX_DEFAULT };
+    struct proto_limits lim = { ITEM_MAX_DEFAULT };
     struct proto_request req;
     struct proto_result res;
     const char *buf;
@@ -2278,7 +2278,7 @@ static uint64_t rnd(void)
 
 static void fuzz_one(struct tctx *t, const char *in, size_t len, const char *name)
 {
-    struct proto_text_limits lim = { ITEM_MAX_DEFAULT };
+    struct proto_limits lim = { ITEM_MAX_DEFAULT };
     struct outcome full;
     size_t line = first_line_len(in, len), total = 0;
 
