@@ -14,9 +14,11 @@
 
 #include <event2/util.h>
 
+#include "daemon/dispatch_binary.h"
 #include "daemon/dispatch_text.h"
 #include "daemon/log.h"
 #include "daemon/worker.h"
+#include "protocol/binary.h"
 #include "protocol/text.h"
 
 #define RBUF_INITIAL (16 * 1024)
@@ -51,7 +53,7 @@ struct conn_protocol {
 
 static const struct conn_protocol protocols[] = {
     [CONN_PROTO_TEXT] = {proto_text_parse, dispatch_text},
-    [CONN_PROTO_BINARY] = {proto_text_parse, dispatch_text},
+    [CONN_PROTO_BINARY] = {proto_binary_parse, dispatch_binary},
 };
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
@@ -327,6 +329,18 @@ static void conn_pause_reading(struct conn *c)
     conn_set_state(c, CONN_WRITE);
 }
 
+/* Drops the replies after the first n bytes of output. */
+static void conn_keep_output(struct conn *c, size_t n)
+{
+    struct evbuffer *keep = evbuffer_new();
+    if (keep == NULL) {
+        return;
+    }
+    evbuffer_remove_buffer(c->out, keep, n);
+    evbuffer_free(c->out);
+    c->out = keep;
+}
+
 /*
  * Parses and executes buffered requests. Returns false when the connection was closed (c is
  * freed). With draining (shutdown), runs every complete request regardless of the budget.
@@ -334,10 +348,13 @@ static void conn_pause_reading(struct conn *c)
 static bool conn_process(struct conn *c, bool draining)
 {
     struct worker *w = c->w;
-    const struct proto_limits lim = {.item_max = w->srv->settings.item_max};
+    struct proto_limits lim = {.item_max = w->srv->settings.item_max,
+                               .auth = w->srv->auth != NULL};
     const struct conn_protocol *proto = NULL;
     int budget = REQS_PER_EVENT;
     uint64_t unsynced_before = store_unsynced_writes();
+
+    c->out_keep = evbuffer_get_length(c->out);
 
     for (;;) {
         if (c->close_now) {
@@ -380,6 +397,7 @@ static bool conn_process(struct conn *c, bool draining)
 
         struct proto_request req;
         struct proto_result res;
+        lim.authenticated = c->authenticated; /* a pipelined SASL auth changes it */
         proto->parse(c->rbuf + c->rstart, c->rend - c->rstart, &lim, &req, &res);
         switch (res.status) {
         case PROTO_NEED_MORE:
@@ -417,8 +435,8 @@ static bool conn_process(struct conn *c, bool draining)
             if ((res.unlink_key || res.swallow > 0) && !conn_end_batch(c)) {
                 continue;
             }
-            if (res.swallow > 0) {
-                STAT_INC(&w->stats, store_too_large); /* only a too-large value is swallowed */
+            if (res.npacket > 0 ? res.too_large : res.swallow > 0) {
+                STAT_INC(&w->stats, store_too_large); /* text swallows only a too-large value */
             }
             if (res.unlink_key) {
                 /* memcached drops the old value when a set is too large to store */
@@ -433,10 +451,21 @@ static bool conn_process(struct conn *c, bool draining)
             }
             c->rstart += res.consumed;
             c->swallow = res.swallow;
+            if (res.close) {
+                conn_set_state(c, CONN_CLOSING);
+            }
             break;
         case PROTO_CLOSE:
-            conn_close(c);
-            return false;
+            if (c->out_keep == 0) {
+                conn_close(c);
+                return false;
+            }
+            if (!conn_end_batch(c)) {
+                continue;
+            }
+            conn_keep_output(c, c->out_keep);
+            conn_set_state(c, CONN_CLOSING);
+            break;
         }
     }
 out:

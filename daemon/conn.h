@@ -61,6 +61,10 @@ struct conn {
     size_t swallow;             /* bytes of a rejected data block still to discard */
 
     struct evbuffer *out;       /* replies not yet written */
+    size_t out_keep;            /* when the input closes the connection, these first bytes of
+                                   out are still written: replies memcached would have sent
+                                   already (those of earlier reads, and up to a binary NOOP,
+                                   which flushes); the rest are dropped, as memcached does */
     bool read_paused;           /* stopped reading: output over the high watermark */
     bool close_now;             /* a limit was hit: close without flushing */
     _Atomic int64_t last_cmd;   /* unix time of the last request */
@@ -80,6 +84,8 @@ struct conn {
     char peer[64];
 
     enum conn_proto proto;
+    bool authenticated;         /* passed authentication (meaningful when srv->auth is set) */
+    bool sasl_started;          /* binary SASL: an AUTH answered "continue"; a STEP may end it */
     const struct conn_io *io;
     void *io_state;             /* the io's own state (TLS session), or NULL */
 

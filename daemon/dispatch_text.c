@@ -428,6 +428,10 @@ void dispatch_text(struct conn *c, const struct proto_request *req)
     case PROTO_CMD_DEBUG_FAULT:
         do_debug_fault(c, req);
         break;
+    case PROTO_CMD_NOOP:       /* binary only: the text parser never makes these */
+    case PROTO_CMD_SASL_LIST:
+    case PROTO_CMD_SASL_AUTH:
+    case PROTO_CMD_SASL_STEP:
     case PROTO_CMD_NONE:
         evbuffer_add(c->out, "ERROR\r\n", 7);
         break;

@@ -10,6 +10,7 @@
 #include "storage/store.h"
 
 struct worker;
+struct auth_db;
 
 struct server {
     struct settings settings;
@@ -17,6 +18,7 @@ struct server {
     struct worker *workers;
     int nworkers;
     struct conn_stats conns;
+    struct auth_db *auth;       /* NULL = authentication off */
     time_t started;
     char listen_desc[300];      /* "127.0.0.1:21201" for stats conns */
 };

@@ -37,6 +37,10 @@ enum proto_cmd {
     PROTO_CMD_DB_CHECKPOINT,    /* MemcacheDB: checkpoint now */
     PROTO_CMD_DB_ARCHIVE,       /* MemcacheDB: archive/remove logs recovery no longer needs */
     PROTO_CMD_DEBUG_FAULT,      /* test builds: arm fault injection (arg = rest of line) */
+    PROTO_CMD_NOOP,             /* binary: no operation, answered in order */
+    PROTO_CMD_SASL_LIST,        /* binary: SASL mechanisms */
+    PROTO_CMD_SASL_AUTH,        /* binary: SASL start (key = mechanism, data = response) */
+    PROTO_CMD_SASL_STEP,        /* binary: SASL continuation (data = response) */
 };
 
 /*
@@ -74,6 +78,17 @@ struct proto_request {
     bool left_open;             /* rget: exclude the start key */
     bool right_open;            /* rget: exclude the end key */
     uint32_t max;               /* rget: most items to return */
+
+    /* Binary protocol only (protocol/binary.h). Quiet opcodes set noreply; set/add/replace
+     * with a non-zero cas are PROTO_CMD_CAS, as memcached turns them into a CAS. */
+    struct {
+        uint8_t opcode;         /* as sent: every reply carries it back */
+        uint32_t opaque;        /* echoed in every reply */
+        bool with_key;          /* getk/getkq/gatk/gatkq: replies carry the key */
+        bool value;             /* get/gat families: the reply carries the value (not touch) */
+        uint64_t initial;       /* incr/decr: value stored on a miss */
+        uint32_t create_exptime;/* incr/decr: 0xffffffff = a miss is not created */
+    } bin;
 };
 
 /* Room for an error packet the binary parser builds (header + a short message). */
@@ -90,6 +105,8 @@ enum proto_status {
 
 struct proto_limits {
     size_t item_max;        /* -I: largest item in bytes, memcached's accounting */
+    bool auth;              /* binary: SASL is on (--auth-file) */
+    bool authenticated;     /* binary: this connection has authenticated */
 };
 
 struct proto_result {
@@ -100,6 +117,10 @@ struct proto_result {
     const char *error;      /* PROTO_ERROR: the reply line without "\r\n"; NULL = no reply */
     bool unlink_key;        /* PROTO_ERROR on a too-large set: memcached also deletes the key
                                (req->key/nkey are set) so no stale value survives */
+    bool too_large;         /* PROTO_ERROR with a packet: the swallowed value was over -I
+                               (text errors with a swallow are always that) */
+    bool close;             /* PROTO_ERROR: close once the reply is written (memcached's
+                               close_after_write for a malformed binary request) */
     /* PROTO_ERROR in the binary protocol: the whole error packet to send (npacket > 0) */
     size_t npacket;
     unsigned char packet[PROTO_PACKET_MAX];
