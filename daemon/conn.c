@@ -17,6 +17,7 @@
 #include "daemon/dispatch_binary.h"
 #include "daemon/dispatch_text.h"
 #include "daemon/log.h"
+#include "daemon/stats_prefix.h"
 #include "daemon/worker.h"
 #include "protocol/binary.h"
 #include "protocol/text.h"
@@ -437,6 +438,9 @@ static bool conn_process(struct conn *c, bool draining)
             }
             if (res.npacket > 0 ? res.too_large : res.swallow > 0) {
                 STAT_INC(&w->stats, store_too_large); /* text swallows only a too-large value */
+                if (stats_prefix_enabled(w->srv->prefix)) {
+                    stats_prefix_record_set(w->srv->prefix, req.key, req.nkey);
+                }
             }
             if (res.unlink_key) {
                 /* memcached drops the old value when a set is too large to store */

@@ -3,11 +3,13 @@
 
 #include "daemon/dispatch_binary.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
 #include "daemon/auth.h"
+#include "daemon/stats_prefix.h"
 #include "daemon/stats_report.h"
 #include "daemon/worker.h"
 #include "protocol/binary.h"
@@ -86,6 +88,9 @@ static void do_get(struct conn *c, const struct proto_request *req)
     /* touch reads the item too: memcached's reply carries its flags and cas */
     enum store_status s = store_get(w->srv->store, &w->buf, req->key, req->nkey, touch,
                                     exptime, &it);
+    if (stats_prefix_enabled(w->srv->prefix)) {
+        stats_prefix_record_get(w->srv->prefix, req->key, req->nkey, s == STORE_OK);
+    }
     if (touch) {
         STAT_INC(&w->stats, touch_cmds);
     } else {
@@ -157,6 +162,9 @@ static void do_update(struct conn *c, const struct proto_request *req)
     uint64_t cas_out = 0;
 
     STAT_INC(&w->stats, set_cmds);
+    if (stats_prefix_enabled(w->srv->prefix)) {
+        stats_prefix_record_set(w->srv->prefix, req->key, req->nkey);
+    }
     /* append/prepend check a non-zero cas too; set/add/replace with one are CAS by now */
     enum store_status s = store_update(w->srv->store, &w->buf, mode, req->key, req->nkey,
                                        req->flags, exptime, req->cas, req->data, req->ndata,
@@ -260,6 +268,9 @@ static void do_delta(struct conn *c, const struct proto_request *req)
 static void do_delete(struct conn *c, const struct proto_request *req)
 {
     struct worker *w = c->w;
+    if (stats_prefix_enabled(w->srv->prefix)) {
+        stats_prefix_record_delete(w->srv->prefix, req->key, req->nkey);
+    }
     enum store_status s = store_delete(w->srv->store, &w->buf, req->key, req->nkey, req->cas);
     switch (s) {
     case STORE_OK:
@@ -317,16 +328,51 @@ static bool arg_starts(const struct proto_request *req, const char *prefix)
     return req->narg >= n && memcmp(req->arg, prefix, n) == 0;
 }
 
+/* "detail on", "detail off", "detail dump" (memcached compares prefixes: "detail onx" is on).
+ * Returns false for anything else. */
+static bool stats_detail(struct conn *c, const struct proto_request *req)
+{
+    struct stats_prefix *sp = c->w->srv->prefix;
+    const struct proto_request sub = {.arg = req->arg + 6, .narg = req->narg - 6};
+
+    if (arg_starts(&sub, " dump")) {
+        size_t n = 0;
+        char *dump = stats_prefix_dump(sp, &n);
+        if (dump == NULL) {
+            reply_error(c, req, PROTO_BIN_ENOMEM);
+            return true;
+        }
+        add_header(c, req, PROTO_BIN_SUCCESS, 0, 8, (uint32_t)(8 + n), 0);
+        evbuffer_add(c->out, "detailed", 8);
+        evbuffer_add(c->out, dump, n);
+        free(dump);
+    } else if (arg_starts(&sub, " on")) {
+        stats_prefix_enable(sp, true);
+    } else if (arg_starts(&sub, " off")) {
+        stats_prefix_enable(sp, false);
+    } else {
+        return false;
+    }
+    add_header(c, req, PROTO_BIN_SUCCESS, 0, 0, 0, 0);
+    return true;
+}
+
 /*
- * stat [group]: one packet per statistic, then an empty one. memcached matches "reset" and
- * "settings" as prefixes ("resetfoo" resets) and other groups exactly; it has no "conns" in
- * the binary protocol. Unknown groups are "Not found".
+ * stat [group]: one packet per statistic, then an empty one. memcached matches "reset",
+ * "settings" and "detail" as prefixes ("resetfoo" resets) and other groups exactly; it has no
+ * "conns" in the binary protocol. Unknown groups are "Not found".
  */
 static void do_stats(struct conn *c, const struct proto_request *req)
 {
     struct stat_ctx ctx = {c, req};
     enum stats_outcome o;
 
+    if (arg_starts(req, "detail")) {
+        if (!stats_detail(c, req)) {
+            reply_error(c, req, PROTO_BIN_KEY_ENOENT);
+        }
+        return;
+    }
     if (arg_starts(req, "reset")) {
         o = stats_report(c->w->srv, "reset", 5, bin_stat, &ctx);
     } else if (arg_starts(req, "settings")) {

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -14,6 +15,7 @@
 #include <event2/event.h>
 
 #include "daemon/log.h"
+#include "daemon/stats_prefix.h"
 #include "daemon/stats_report.h"
 #include "daemon/worker.h"
 #include "protocol/text.h"
@@ -79,6 +81,9 @@ static void do_get(struct conn *c, const struct proto_request *req)
     while (proto_text_next_key(req, &pos, &key, &nkey, &bad)) {
         struct store_item it;
         enum store_status s = store_get(w->srv->store, &w->buf, key, nkey, touch, exptime, &it);
+        if (stats_prefix_enabled(w->srv->prefix)) {
+            stats_prefix_record_get(w->srv->prefix, key, nkey, s == STORE_OK);
+        }
         if (touch) {
             STAT_INC(&w->stats, touch_cmds);
         } else {
@@ -146,6 +151,9 @@ static void do_update(struct conn *c, const struct proto_request *req)
     enum store_mode mode = mode_of(req->cmd);
 
     STAT_INC(&w->stats, set_cmds);
+    if (stats_prefix_enabled(w->srv->prefix)) {
+        stats_prefix_record_set(w->srv->prefix, req->key, req->nkey);
+    }
     enum store_status s = store_update(w->srv->store, &w->buf, mode, req->key, req->nkey,
                                        req->flags, exptime, mode == STORE_MODE_CAS ? req->cas : 0,
                                        req->data, req->ndata, NULL);
@@ -217,6 +225,9 @@ static void do_delta(struct conn *c, const struct proto_request *req)
 static void do_delete(struct conn *c, const struct proto_request *req)
 {
     struct worker *w = c->w;
+    if (stats_prefix_enabled(w->srv->prefix)) {
+        stats_prefix_record_delete(w->srv->prefix, req->key, req->nkey);
+    }
     enum store_status s = store_delete(w->srv->store, &w->buf, req->key, req->nkey, 0);
     if (s == STORE_OK) {
         STAT_INC(&w->stats, delete_hits);
@@ -266,11 +277,49 @@ static void text_stat(void *arg, const char *name, const char *value)
     evbuffer_add_printf(arg, "STAT %s %s\r\n", name, value);
 }
 
+/* stats detail on|off|dump: memcached's per-prefix counters (daemon/stats_prefix.h). */
+static void do_stats_detail(struct conn *c, const struct proto_request *req, size_t pos)
+{
+    static const char usage[] = "CLIENT_ERROR usage: stats detail on|off|dump\r\n";
+    struct stats_prefix *sp = c->w->srv->prefix;
+    while (pos < req->narg && req->arg[pos] == ' ') {
+        pos++;
+    }
+    size_t end = pos;
+    while (end < req->narg && req->arg[end] != ' ') {
+        end++;
+    }
+    const char *sub = req->arg + pos;
+    size_t n = end - pos;
+    if (n == 2 && memcmp(sub, "on", 2) == 0) {
+        stats_prefix_enable(sp, true);
+        evbuffer_add(c->out, "OK\r\n", 4);
+    } else if (n == 3 && memcmp(sub, "off", 3) == 0) {
+        stats_prefix_enable(sp, false);
+        evbuffer_add(c->out, "OK\r\n", 4);
+    } else if (n == 4 && memcmp(sub, "dump", 4) == 0) {
+        size_t len = 0;
+        char *dump = stats_prefix_dump(sp, &len);
+        if (dump == NULL) {
+            evbuffer_add(c->out, "SERVER_ERROR out of memory\r\n", 28);
+            return;
+        }
+        evbuffer_add(c->out, dump, len);
+        free(dump);
+    } else {
+        evbuffer_add(c->out, usage, sizeof(usage) - 1);
+    }
+}
+
 static void do_stats(struct conn *c, const struct proto_request *req)
 {
     size_t n = 0;
     while (n < req->narg && req->arg[n] != ' ') {
         n++;
+    }
+    if (n == 6 && memcmp(req->arg, "detail", 6) == 0) {
+        do_stats_detail(c, req, n);
+        return;
     }
     switch (stats_report(c->w->srv, req->arg, n, text_stat, c->out)) {
     case STATS_DONE:

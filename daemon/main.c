@@ -18,6 +18,7 @@
 #include "daemon/log.h"
 #include "daemon/options.h"
 #include "daemon/server.h"
+#include "daemon/stats_prefix.h"
 #include "daemon/worker.h"
 #include "storage/store.h"
 
@@ -135,7 +136,7 @@ int main(int argc, char **argv)
         goto done;
     }
     srv.started = time(NULL);
-    if (worker_start_all(&srv) != 0) {
+    if ((srv.prefix = stats_prefix_new()) == NULL || worker_start_all(&srv) != 0) {
         goto done;
     }
     base = event_base_new();
@@ -170,6 +171,7 @@ done:
         store_close(srv.store);
         log_warn("data home %s closed cleanly", s->home);
     }
+    stats_prefix_free(srv.prefix);
     if (ev_term != NULL) {
         event_free(ev_term);
     }

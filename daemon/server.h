@@ -11,6 +11,7 @@
 
 struct worker;
 struct auth_db;
+struct stats_prefix;
 
 struct server {
     struct settings settings;
@@ -19,6 +20,7 @@ struct server {
     int nworkers;
     struct conn_stats conns;
     struct auth_db *auth;       /* NULL = authentication off */
+    struct stats_prefix *prefix;/* "stats detail": per key-prefix counters */
     time_t started;
     char listen_desc[300];      /* "127.0.0.1:21201" for stats conns */
 };

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "daemon/conn.h"
+#include "daemon/stats_prefix.h"
 #include "daemon/worker.h"
 #include "storage/fault.h"
 
@@ -169,9 +170,12 @@ enum stats_outcome stats_report(struct server *srv, const char *group, size_t ng
         for (int i = 0; i < srv->nworkers; i++) {
             stats_reset(&srv->workers[i].stats);
         }
+        stats_prefix_clear(srv->prefix); /* memcached's reset drops "stats detail" too */
         return STATS_RESET;
     } else if (IS("items") || IS("slabs")) {
         /* no slab classes: storage is Berkeley DB, nothing to report per class */
+    } else if (IS("sizes")) {
+        fn(arg, "sizes_status", "disabled"); /* memcached's answer without -o track_sizes */
     } else {
         return STATS_UNKNOWN;
     }

@@ -251,6 +251,19 @@ CASES = [
          + pkt(STAT, b"detail", opaque=5) + pkt(STAT, b"detail foo", opaque=6)),
     Case("stat_detail_on_off", pkt(STAT, b"detail on", opaque=1)
          + pkt(STAT, b"detail off", opaque=2) + pkt(STAT, b"detail onx", opaque=3)),
+    Case("stat_detail_dump",
+         pkt(STAT, b"reset") + pkt(STAT, b"detail on", opaque=1)
+         + store(SET, b"s:1", b"v") + store(SETQ, b"s:2", b"v") + store(SET, b"t:1", BIG)
+         + store(ADD, b"u:1", BIG) + pkt(APPEND, b"a:1", val=b"x")
+         + pkt(PREPEND, b"p:1", val=BIG) + pkt(DELETE, b"d:1") + pkt(DELETEQ, b"s:2")
+         + pkt(GET, b"g:1") + pkt(GET, b"s:1") + pkt(GETK, b"s:1") + touch(TOUCH, b"h:1", 0)
+         + touch(GATKQ, b"h:2", 0) + delta(INCR, b"i:1", 1) + store(SET, b"c:1", b"v", cas=5)
+         + store(SET, b"nodelim", b"v") + store(SET, b"n\0x:1", b"v") + store(SET, b":e", b"v")
+         + store(SET, b"a:b:c", b"v") + b"".join(store(SETQ, b"p%d:x" % i, b"v")
+                                                  for i in range(40))
+         + pkt(STAT, b"detail dump", opaque=2) + pkt(STAT, b"detail off", opaque=3)
+         + pkt(GET, b"s:1") + pkt(STAT, b"detail dumpx", opaque=4)
+         + pkt(STAT, b"reset", opaque=5) + pkt(STAT, b"detail dump", opaque=6)),
     Case("stat_extra_body_is_next_request",
          pkt(STAT, b"reset", val=pkt(NOOP, opaque=55), opaque=1)),
 

@@ -160,6 +160,16 @@ CASES = [
                                            for i in range(1000))),
     Case("stats_reset", b"stats reset\r\n"),
     Case("stats_unknown_subcommand", b"stats nonsense\r\n"),
+    Case("stats_detail", b"stats reset\r\nstats detail\r\nstats detail on\r\n"
+                         b"set a:b 0 0 1\r\nx\r\nget a:b a:c b:x nokey\r\ndelete a:c\r\n"
+                         b"set x 0 0 1\r\ny\r\nincr a:b 1\r\ntouch a:b 100\r\ngat 1 b:z\r\n"
+                         b"append a:b 0 0 1\r\nz\r\ncas a:b 0 0 1 1\r\nz\r\n"
+                         b"set big:1 0 0 2000000\r\n" + HUGE + b"\r\n"
+                         + b"".join(b"add k%d:x 0 0 1\r\nv\r\n" % i for i in range(40))
+                         + b"stats detail dump\r\nstats detail off\r\nget a:b\r\n"
+                         b"stats detail dump\r\nstats detail foo\r\nstats detailfoo\r\n"
+                         b"stats detail  on\r\nstats detail off x\r\nstats reset\r\n"
+                         b"stats detail dump\r\n"),
 
     # ---- unknown commands and wrong token counts ----
     Case("unknown_command", b"foo\r\nfoo bar baz\r\n"),
