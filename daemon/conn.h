@@ -85,7 +85,9 @@ struct conn {
 
     enum conn_proto proto;
     bool authenticated;         /* passed authentication (meaningful when srv->auth is set) */
-    bool sasl_started;          /* binary SASL: an AUTH answered "continue"; a STEP may end it */
+    bool sasl_started;          /* binary SASL: an exchange is open; a STEP may finish it */
+    bool sasl_done;             /* binary SASL: an exchange succeeded; Cyrus SASL (memcached's)
+                                   then refuses the next PLAIN credentials on the connection */
     const struct conn_io *io;
     void *io_state;             /* the io's own state (TLS session), or NULL */
 
