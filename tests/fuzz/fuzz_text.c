@@ -318,7 +318,7 @@ static bool same_outcome(const struct outcome *a, const char *abuf, const struct
 /* Parses buf[0..k) from a copy of exactly k bytes and checks it against the whole stream's
  * result 'full' (on buf[0..len)). */
 static void check_prefix(const char *buf, size_t k, const struct outcome *full,
-                         const struct proto_text_limits *lim)
+                         const struct proto_limits *lim)
 {
     /* malloc(0) may return NULL; one spare byte is never handed to the parser */
     char *copy = malloc(k > 0 ? k : 1);
@@ -381,7 +381,7 @@ static uint64_t mix(uint64_t x)
 }
 
 static void check_prefixes(const char *buf, size_t len, const struct outcome *full,
-                           const struct proto_text_limits *lim)
+                           const struct proto_limits *lim)
 {
     const char *nl = memchr(buf, '\n', len);
     size_t c = full->res.consumed;
@@ -403,7 +403,7 @@ static void check_prefixes(const char *buf, size_t len, const struct outcome *fu
 }
 
 /* Feeds the stream the way daemon/conn.c does once all of it has arrived. */
-static void run_stream(const char *buf, size_t len, const struct proto_text_limits *lim)
+static void run_stream(const char *buf, size_t len, const struct proto_limits *lim)
 {
     size_t off = 0;
     size_t swallow = 0;
@@ -436,7 +436,7 @@ static void run_stream(const char *buf, size_t len, const struct proto_text_limi
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct proto_text_limits limits[] = {
+    static const struct proto_limits limits[] = {
         {.item_max = ITEM_MAX_DEFAULT},
         {.item_max = TINY_ITEM_MAX},
     };
