@@ -12,6 +12,7 @@
 struct worker;
 struct auth_db;
 struct stats_prefix;
+struct tls_server;
 
 struct server {
     struct settings settings;
@@ -23,6 +24,8 @@ struct server {
     struct stats_prefix *prefix;/* "stats detail": per key-prefix counters */
     time_t started;
     char listen_desc[300];      /* "127.0.0.1:21201" for stats conns */
+    char tls_listen_desc[300];  /* the --tls-port listener's, or "" */
+    struct tls_server *tls;     /* certificates and counters when TLS is on, else NULL */
 };
 
 #endif
