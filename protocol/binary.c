@@ -128,6 +128,7 @@ static void take_value(const char *buf, size_t len, size_t head, size_t vlen,
     if (len < total) {
         res->status = PROTO_NEED_MORE;
         res->need = total;
+        res->consumed = 0;
         return;
     }
     req->data = buf + head;

@@ -349,6 +349,7 @@ static void check_want(struct tctx *t, const struct outcome *o, const struct wan
     }
     if (w->status == PROTO_NEED_MORE) {
         CHECK(t, r->need == w->consumed, "need %zu, want %zu", r->need, w->consumed);
+        CHECK(t, r->consumed == 0, "NEED_MORE with consumed %zu", r->consumed);
         return;
     }
     CHECK(t, r->consumed == w->consumed, "consumed %zu, want %zu", r->consumed, w->consumed);
@@ -411,6 +412,8 @@ static void check_prefix(struct tctx *t, const struct outcome *full, const unsig
     parse(&o, in, p, lim);
     if (o.res.status == PROTO_NEED_MORE) {
         CHECK(t, o.res.need > p, "prefix %zu: need %zu does not ask for more", p, o.res.need);
+        CHECK(t, o.res.consumed == 0, "prefix %zu: NEED_MORE with consumed %zu", p,
+              o.res.consumed);
         if (full->res.status != PROTO_NEED_MORE) {
             CHECK(t, p < decided_at(full), "prefix %zu: NEED_MORE past the decisive %zu bytes",
                   p, decided_at(full));
