@@ -160,6 +160,7 @@ CASES = [
                                            for i in range(1000))),
     Case("stats_reset", b"stats reset\r\n"),
     Case("stats_unknown_subcommand", b"stats nonsense\r\n"),
+    Case("stats_sizes", b"stats sizes\r\nstats sizesx\r\n"),
     Case("stats_detail", b"stats reset\r\nstats detail\r\nstats detail on\r\n"
                          b"set a:b 0 0 1\r\nx\r\nget a:b a:c b:x nokey\r\ndelete a:c\r\n"
                          b"set x 0 0 1\r\ny\r\nincr a:b 1\r\ntouch a:b 100\r\ngat 1 b:z\r\n"
