@@ -438,7 +438,8 @@ static bool conn_process(struct conn *c, bool draining)
             }
             break;
         case PROTO_ERROR:
-            if ((res.unlink_key || res.swallow > 0) && !conn_end_batch(c)) {
+            /* a close must not land inside a batch that may still roll back and rerun */
+            if ((res.unlink_key || res.swallow > 0 || res.close) && !conn_end_batch(c)) {
                 continue;
             }
             if (res.npacket > 0 ? res.too_large : res.swallow > 0) {

@@ -3,6 +3,8 @@ failure reaches the client as SERVER_ERROR, the connection and the server surviv
 acknowledged is lost, and service resumes. Needs a build with --enable-test-hooks (script/test
 builds both of its builds that way)."""
 
+import struct
+
 import pytest
 
 import mctest
@@ -218,3 +220,24 @@ def test_failed_batch_is_rerun_command_by_command(server, error):
                 assert now[b"bt%d" % i][:2] == (i, b"val%d.%d" % (i, n)), (n, i, now)
             assert got[b"bt3"][:2] == (3, b"val3.%d" % n) and got[b"bt11"][:2] == (11, b"val11.%d" % n)
         assert int(mctest.stats(c, b"storage")["batches_failed"]) > before
+
+
+def test_storage_failure_reaches_a_binary_client(server):
+    """The binary protocol has no status for a storage failure: mcstore answers 0x84 (the
+    protocol's internal error) with the reason as the body, for quiet requests too."""
+    def bset(op, key, value, opaque):
+        return struct.pack(">BBHBBHIIQ", 0x80, op, len(key), 8, 0, 0, 8 + len(key) + len(value),
+                           opaque, 0) + struct.pack(">II", 0, 0) + key + value
+
+    def reply(c):
+        h = struct.unpack(">BBHBBHIIQ", c.read_exact(24))
+        return h[1], h[5], h[7], c.read_exact(h[6])
+
+    with mctest.Conn(server.port) as text, mctest.Conn(server.port) as b:
+        arm(text, b"1 enospc 100000")
+        b.send(bset(0x01, b"bfull", b"x", 1) + bset(0x11, b"bfull", b"y", 2))
+        assert reply(b) == (0x01, 0x84, 1, b"out of disk space")
+        assert reply(b) == (0x11, 0x84, 2, b"out of disk space")
+        assert text.cmd(b"debug_fault off\r\n") == b"OK\r\n"
+        b.send(bset(0x01, b"bfull", b"z", 3))
+        assert reply(b)[:3] == (0x01, 0, 3)
