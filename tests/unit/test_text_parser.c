@@ -1719,7 +1719,7 @@ static void test_hostile_long_lines(void **state)
     struct tctx t = { 0 };
     struct pcase c;
     struct outcome o;
-    struct proto_limits lim = { ITEM_MAX_DEFAULT };
+    struct proto_limits lim = {.item_max = ITEM_MAX_DEFAULT};
     char nuls[3000];
     const char *s;
 
@@ -1793,7 +1793,7 @@ static void test_hostile_long_lines(void **state)
 static void test_hostile_get_line_limit(void **state)
 {
     struct tctx t = { 0 };
-    struct proto_limits lim = { ITEM_MAX_DEFAULT };
+    struct proto_limits lim = {.item_max = ITEM_MAX_DEFAULT};
     struct outcome o;
     char *in;
     size_t n = PROTO_TEXT_GET_LINE_MAX + 1;
@@ -1824,7 +1824,7 @@ static void test_big_inputs(void **state)
 {
     struct tctx t = { 0 };
     struct pcase c;
-    struct proto_limits lim = { ITEM_MAX_DEFAULT };
+    struct proto_limits lim = {.item_max = ITEM_MAX_DEFAULT};
     struct outcome o;
     char *in, *p, walked[64];
     size_t v = 1048516, i, nkeys = 150000, count;
@@ -1913,7 +1913,7 @@ static void test_pipelined_requests(void **state)
         { PROTO_REQUEST, PROTO_CMD_VERSION, false, NULL, NULL },
     };
     struct tctx t = { 0 };
-    struct proto_limits lim = { ITEM_MAX_DEFAULT };
+    struct proto_limits lim = {.item_max = ITEM_MAX_DEFAULT};
     struct proto_request req;
     struct proto_result res;
     const char *buf;
@@ -2278,7 +2278,7 @@ static uint64_t rnd(void)
 
 static void fuzz_one(struct tctx *t, const char *in, size_t len, const char *name)
 {
-    struct proto_limits lim = { ITEM_MAX_DEFAULT };
+    struct proto_limits lim = {.item_max = ITEM_MAX_DEFAULT};
     struct outcome full;
     size_t line = first_line_len(in, len), total = 0;
 
