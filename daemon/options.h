@@ -32,6 +32,7 @@ struct settings {
     const char *log_archive;    /* --log-archive DIR: keep old logs there instead of deleting */
     bool recover_catastrophic;  /* --recover-catastrophic: DB_RECOVER_FATAL at start */
     size_t page_size;           /* --page-size: items.db page size for a new data home */
+    const char *auth_file;      /* --auth-file: users' PBKDF2 hashes; clients must log in */
 };
 
 /* Fills s with the defaults. */

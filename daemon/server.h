@@ -9,6 +9,7 @@
 #include "daemon/stats.h"
 #include "storage/store.h"
 
+struct auth_db;
 struct worker;
 
 struct server {
@@ -19,6 +20,7 @@ struct server {
     struct conn_stats conns;
     time_t started;
     char listen_desc[300];      /* "127.0.0.1:21201" for stats conns */
+    struct auth_db *auth;       /* --auth-file's users; NULL = authentication off */
 };
 
 #endif
