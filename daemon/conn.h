@@ -87,12 +87,17 @@ struct conn {
     char peer[64];
 
     enum conn_proto proto;
-    bool authenticated;         /* passed authentication (meaningful when srv->auth is set) */
     bool sasl_started;          /* binary SASL: an exchange is open; a STEP may finish it */
     bool sasl_done;             /* binary SASL: an exchange succeeded; Cyrus SASL (memcached's)
                                    then refuses the next PLAIN credentials on the connection */
     const struct conn_io *io;
     void *io_state;             /* the io's own state (TLS session), or NULL */
+    bool authenticated;         /* passed --auth-file's check (only read when srv->auth is set) */
+    /* Text auth: memcached sends only the last reply of a wake-up's unauthenticated requests,
+     * and flushes every reqs_per_event of them (dispatch_text_auth). */
+    const char *auth_reply;
+    int auth_reqs;
+    size_t auth_window;
 
     struct conn *prev;
     struct conn *next;

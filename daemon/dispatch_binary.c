@@ -9,15 +9,11 @@
 #include <time.h>
 
 #include "daemon/auth.h"
+#include "daemon/log.h"
 #include "daemon/stats_prefix.h"
 #include "daemon/stats_report.h"
 #include "daemon/worker.h"
 #include "protocol/binary.h"
-
-/* MERGE: daemon/auth.c (the auth work) is not in main yet; until it is, srv->auth is always
- * NULL, auth_check is never called, and this weak reference lets the daemon link. Remove it
- * when auth.c is merged. */
-#pragma weak auth_check
 
 /* The one SASL mechanism we offer: RFC 4616, the password checked against --auth-file. */
 #define SASL_MECHS "PLAIN"
@@ -390,32 +386,32 @@ static void do_stats(struct conn *c, const struct proto_request *req)
 }
 
 /*
- * RFC 4616 PLAIN: [authzid] NUL authcid NUL passwd, exactly two NULs. As Cyrus SASL (which
- * memcached uses) an authzid other than the user is refused: we have no proxy authorization.
+ * Checks an RFC 4616 PLAIN response, [authzid] NUL authcid NUL passwd with exactly two NULs,
+ * and logs the outcome as the text protocol's login does. As Cyrus SASL (which memcached
+ * uses) an authzid other than the user is refused: we have no proxy authorization.
  */
 static bool sasl_plain_ok(struct conn *c, const char *msg, size_t n)
 {
-    const char *nul1 = memchr(msg, '\0', n);
-    if (nul1 == NULL) {
-        return false;
-    }
-    const char *user = nul1 + 1;
     const char *end = msg + n;
-    const char *nul2 = memchr(user, '\0', (size_t)(end - user));
-    if (nul2 == NULL) {
-        return false;
-    }
-    const char *pass = nul2 + 1;
-    size_t nauthz = (size_t)(nul1 - msg);
-    size_t nuser = (size_t)(nul2 - user);
+    const char *nul1 = memchr(msg, '\0', n);
+    const char *user = nul1 != NULL ? nul1 + 1 : end;
+    const char *nul2 = nul1 != NULL ? memchr(user, '\0', (size_t)(end - user)) : NULL;
+    const char *pass = nul2 != NULL ? nul2 + 1 : end;
+    size_t nuser = (size_t)((nul2 != NULL ? nul2 : end) - user);
     size_t npass = (size_t)(end - pass);
-    if (memchr(pass, '\0', npass) != NULL || nuser == 0 || npass == 0) {
-        return false;
+    size_t nauthz = nul1 != NULL ? (size_t)(nul1 - msg) : 0;
+    char name[4 * 64 + 1];
+
+    auth_printable(name, sizeof(name), user, nuser);
+    bool ok = nul2 != NULL && nuser > 0 && npass > 0 && memchr(pass, '\0', npass) == NULL &&
+              (nauthz == 0 || (nauthz == nuser && memcmp(msg, user, nuser) == 0)) &&
+              auth_check(c->w->srv->auth, user, nuser, pass, npass);
+    if (ok) {
+        log_info("%s authenticated as '%s' (binary SASL PLAIN)", c->peer, name);
+    } else {
+        log_warn("authentication failure from %s: user '%s' (binary SASL PLAIN)", c->peer, name);
     }
-    if (nauthz != 0 && (nauthz != nuser || memcmp(msg, user, nuser) != 0)) {
-        return false;
-    }
-    return auth_check(c->w->srv->auth, user, nuser, pass, npass);
+    return ok;
 }
 
 /* The outcome of a finished SASL exchange, counted as memcached counts it. */
@@ -438,6 +434,8 @@ static void sasl_check(struct conn *c, const struct proto_request *req)
     bool ok = false;
     if (c->sasl_done) {
         c->sasl_done = false;
+        log_warn("authentication failure from %s: SASL credentials after a completed exchange "
+                 "(binary SASL PLAIN)", c->peer);
     } else {
         ok = sasl_plain_ok(c, req->data, req->ndata);
         c->sasl_done = ok;
@@ -466,6 +464,10 @@ static void do_sasl(struct conn *c, const struct proto_request *req)
         size_t nmech = nul != NULL ? (size_t)(nul - req->key) : req->nkey;
         c->sasl_started = false;
         if (nmech != strlen(SASL_MECHS) || strncasecmp(req->key, SASL_MECHS, nmech) != 0) {
+            char mech[4 * PROTO_BIN_SASL_MECH_MAX + 1];
+            auth_printable(mech, sizeof(mech), req->key, nmech);
+            log_warn("authentication failure from %s: SASL mechanism '%s' (binary)", c->peer,
+                     mech);
             c->sasl_done = false;
             sasl_result(c, req, false);
             return;
@@ -480,6 +482,8 @@ static void do_sasl(struct conn *c, const struct proto_request *req)
         return;
     }
     if (!c->sasl_started || c->sasl_done) {
+        log_warn("authentication failure from %s: SASL step without an open exchange (binary)",
+                 c->peer);
         sasl_result(c, req, false);
         return;
     }

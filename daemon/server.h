@@ -9,8 +9,8 @@
 #include "daemon/stats.h"
 #include "storage/store.h"
 
-struct worker;
 struct auth_db;
+struct worker;
 struct stats_prefix;
 struct tls_server;
 
@@ -20,12 +20,12 @@ struct server {
     struct worker *workers;
     int nworkers;
     struct conn_stats conns;
-    struct auth_db *auth;       /* NULL = authentication off */
     struct stats_prefix *prefix;/* "stats detail": per key-prefix counters */
     time_t started;
     char listen_desc[300];      /* "127.0.0.1:21201" for stats conns */
     char tls_listen_desc[300];  /* the --tls-port listener's, or "" */
     struct tls_server *tls;     /* certificates and counters when TLS is on, else NULL */
+    struct auth_db *auth;       /* --auth-file's users; NULL = authentication off */
 };
 
 #endif

@@ -124,6 +124,9 @@ static void stats_settings(struct server *srv, const struct emitter *o)
     stat_line(o, "evictions", "%s", "off");
     stat_line(o, "cas_enabled", "%s", "yes");
     stat_line(o, "flush_enabled", "%s", "yes");
+    /* memcached's names; one --auth-file serves binary SASL PLAIN and text auth alike */
+    stat_line(o, "auth_enabled_sasl", "%s", srv->auth != NULL ? "yes" : "no");
+    stat_line(o, "auth_enabled_ascii", "%s", srv->auth != NULL ? "yes" : "no");
     stat_line(o, "data_home", "%s", s->home);
     stat_line(o, "cache_mb", "%zu", s->cache_mb);
     stat_line(o, "checkpoint_sec", "%d", s->checkpoint_sec);

@@ -4,9 +4,8 @@ memcached's side: Cyrus SASL with mech_list PLAIN and a sasldb made with db5.3_l
 memcached has no MEMCACHED_SASL_PWDB), found through SASL_CONF_PATH. mcstore's side: an
 --auth-file line per user (PBKDF2-SHA256, made here with hashlib). Both know alice/secret.
 
-These tests need the authentication work (daemon/auth.c, --auth-file); until it is in the
-build they are skipped with that reason. The memcached half is skipped when the Cyrus PLAIN
-plugin (libsasl2-modules) or db5.3_load is missing.
+The tests are skipped, saying why, when the Cyrus PLAIN plugin (libsasl2-modules, which
+script/bootstrap installs) or db5.3_load is missing, or mcstore lacks --auth-file.
 """
 
 import base64
@@ -69,7 +68,7 @@ def plain_plugin_present():
 @pytest.fixture(scope="module")
 def authed_mcstore(module_servers, tmp_path_factory):
     if not mcstore_has_auth():
-        pytest.skip("needs the authentication work merged (mcstore --auth-file)")
+        pytest.skip("this mcstore has no --auth-file")
     d = tmp_path_factory.mktemp("authfile")
     path = d / "users"
     path.write_text(auth_line("alice", "secret") + "\n" + auth_line("bob", "b0b") + "\n")
