@@ -42,6 +42,7 @@ struct store {
     _Atomic uint64_t batches_failed;    /* rolled back and run again command by command */
     _Atomic uint64_t syncs;             /* group commits: log flushes done for fsync mode */
     _Atomic uint64_t synced_writes;     /* writes those flushes covered */
+    _Atomic uint64_t *fetched;          /* the meta protocol's fetched marks (store.h) */
 
     pthread_mutex_t bg_lock;
     pthread_cond_t bg_cond;
