@@ -37,7 +37,16 @@ enum proto_cmd {
     PROTO_CMD_DB_CHECKPOINT,    /* MemcacheDB: checkpoint now */
     PROTO_CMD_DB_ARCHIVE,       /* MemcacheDB: archive/remove logs recovery no longer needs */
     PROTO_CMD_DEBUG_FAULT,      /* test builds: arm fault injection (arg = rest of line) */
+    PROTO_CMD_META_GET,         /* mg (protocol/meta.h): the fields are in req->meta */
+    PROTO_CMD_META_SET,         /* ms */
+    PROTO_CMD_META_DELETE,      /* md */
+    PROTO_CMD_META_ARITH,       /* ma */
+    PROTO_CMD_META_NOOP,        /* mn */
+    PROTO_CMD_META_DEBUG,       /* me */
 };
+
+/* Room for a base64-decoded meta key: 250 encoded bytes decode to at most 187. */
+#define PROTO_META_KEY_BUF 192
 
 /*
  * One parsed request. Every pointer points into the caller's input buffer and is valid only
@@ -74,6 +83,29 @@ struct proto_request {
     bool left_open;             /* rget: exclude the start key */
     bool right_open;            /* rget: exclude the end key */
     uint32_t max;               /* rget: most items to return */
+
+    /* Meta commands (protocol/meta.h). key/nkey hold the key, decoded when it came in
+     * base64 ('b'): then it points into key_buf, so a copy of this struct must not outlive
+     * the original. data/ndata hold ms's value. */
+    struct {
+        const char *flags;      /* the flag tokens as sent, for the reply's walk over them */
+        size_t nflags;
+        uint64_t seen;          /* proto_meta_bit(letter) of every flag letter present */
+        char mode;              /* M<mode>, 0 when absent */
+        int64_t ttl;            /* T, as sent (exptime rules of the text protocol) */
+        int64_t vivify_ttl;     /* N */
+        int64_t recache_ttl;    /* R */
+        uint32_t client_flags;  /* F */
+        uint64_t cas;           /* C (has_cas: C was sent, C0 included) */
+        bool has_cas;
+        uint64_t delta;         /* D; 1 when absent */
+        uint64_t initial;       /* J */
+        bool key_binary;        /* b: the key was base64 */
+        /* mg/ma: the reply is this error once the command has run (memcached checks the
+         * opaque's length while it writes the reply); flags from the bad 'O' on are ignored */
+        const char *late_error;
+        char key_buf[PROTO_META_KEY_BUF];
+    } meta;
 };
 
 /* Room for an error packet the binary parser builds (header + a short message). */
@@ -100,6 +132,8 @@ struct proto_result {
     const char *error;      /* PROTO_ERROR: the reply line without "\r\n"; NULL = no reply */
     bool unlink_key;        /* PROTO_ERROR on a too-large set: memcached also deletes the key
                                (req->key/nkey are set) so no stale value survives */
+    bool swallow_uncounted; /* PROTO_ERROR: the swallowed block was refused for another reason
+                               than its size (a meta set's bad flag): no store_too_large */
     /* PROTO_ERROR in the binary protocol: the whole error packet to send (npacket > 0) */
     size_t npacket;
     unsigned char packet[PROTO_PACKET_MAX];
