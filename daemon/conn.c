@@ -162,15 +162,24 @@ static bool batchable(enum proto_cmd cmd)
     case PROTO_CMD_DECR:
     case PROTO_CMD_DELETE:
     case PROTO_CMD_TOUCH:
+    case PROTO_CMD_META_GET:    /* the meta commands each touch one item */
+    case PROTO_CMD_META_SET:
+    case PROTO_CMD_META_DELETE:
+    case PROTO_CMD_META_ARITH:
+    case PROTO_CMD_META_NOOP:
+    case PROTO_CMD_META_DEBUG:
         return true;
     default:
         return false;
     }
 }
 
+/* Reads alone gain nothing from a shared transaction (an mg mostly reads). */
 static bool starts_batch(enum proto_cmd cmd)
 {
-    return batchable(cmd) && cmd != PROTO_CMD_GET && cmd != PROTO_CMD_GETS;
+    return batchable(cmd) && cmd != PROTO_CMD_GET && cmd != PROTO_CMD_GETS &&
+           cmd != PROTO_CMD_META_GET && cmd != PROTO_CMD_META_NOOP &&
+           cmd != PROTO_CMD_META_DEBUG;
 }
 
 static void conn_begin_batch(struct conn *c)
@@ -417,8 +426,8 @@ static bool conn_process(struct conn *c, bool draining)
             if ((res.unlink_key || res.swallow > 0) && !conn_end_batch(c)) {
                 continue;
             }
-            if (res.swallow > 0) {
-                STAT_INC(&w->stats, store_too_large); /* only a too-large value is swallowed */
+            if (res.swallow > 0 && !res.swallow_uncounted) {
+                STAT_INC(&w->stats, store_too_large);
             }
             if (res.unlink_key) {
                 /* memcached drops the old value when a set is too large to store */

@@ -13,6 +13,7 @@
 
 #include <event2/event.h>
 
+#include "daemon/dispatch_meta.h"
 #include "daemon/log.h"
 #include "daemon/stats_report.h"
 #include "daemon/worker.h"
@@ -427,6 +428,14 @@ void dispatch_text(struct conn *c, const struct proto_request *req)
         break;
     case PROTO_CMD_DEBUG_FAULT:
         do_debug_fault(c, req);
+        break;
+    case PROTO_CMD_META_GET:
+    case PROTO_CMD_META_SET:
+    case PROTO_CMD_META_DELETE:
+    case PROTO_CMD_META_ARITH:
+    case PROTO_CMD_META_NOOP:
+    case PROTO_CMD_META_DEBUG:
+        dispatch_meta(c, req);
         break;
     case PROTO_CMD_NONE:
         evbuffer_add(c->out, "ERROR\r\n", 7);
