@@ -495,6 +495,7 @@ static void do_me(struct conn *c, const struct proto_request *req)
     int64_t now = (int64_t)time(NULL);
     struct store_mget_args a = {.no_win = true, .no_bump = true};
     struct store_mget_result r;
+    STAT_INC(&w->stats, meta_cmds);
     enum store_status s = store_meta_get(w->srv->store, &w->buf, req->key, req->nkey, &a, &r);
     if (s == STORE_NOT_FOUND) {
         send_str(c, "EN");

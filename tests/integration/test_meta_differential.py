@@ -567,3 +567,28 @@ def test_hostile_lines_keep_the_server_up(pair):
             c.send(b"x\r\n")        # the data line of an accepted ms, a command otherwise
         assert c.cmd(b"mn\r\n", b"MN\r\n").endswith(b"MN\r\n")
     assert m.alive()
+
+
+# ---- statistics: meta commands count where memcached counts them ----
+
+COUNTED = ["cmd_get", "get_hits", "get_misses", "cmd_touch", "touch_hits", "touch_misses",
+           "cmd_set", "cas_hits", "cas_misses", "cas_badval", "delete_hits", "delete_misses",
+           "incr_hits", "incr_misses", "decr_hits", "decr_misses", "cmd_meta"]
+
+
+def test_stats_counted_as_memcached(pair):
+    session = (ms(b"sa", b"10") + b"mg sa\r\nmg sa v T30\r\nmg nokey\r\nmg nokey T30\r\n"
+               b"mg viv N30\r\nms sa 1 C1\r\nx\r\nms nokey 1 C1\r\nx\r\nms sa 1 ME\r\nx\r\n"
+               b"ma sa\r\nma sa MD\r\nma nokey\r\nma nokey MD\r\nma cr N0\r\nmd sa C1\r\n"
+               b"md sa I\r\nmd sa\r\nmd sa\r\nme viv\r\nme nokey\r\nme\r\nmn\r\nmg sa z\r\n"
+               + SENTINEL)
+    deltas = {}
+    for srv in pair:
+        with mctest.Conn(srv.port) as c:
+            before = mctest.stats(c)
+            c.send(session)
+            c.read_until(VERSION_LINE)
+            after = mctest.stats(c)
+        deltas[srv.name] = {k: int(after[k]) - int(before[k]) for k in COUNTED}
+    assert deltas["mcstore"] == deltas["memcached"], deltas
+    assert sum(deltas["memcached"].values()) > 20, deltas     # the session did count
