@@ -592,3 +592,27 @@ def test_stats_counted_as_memcached(pair):
         deltas[srv.name] = {k: int(after[k]) - int(before[k]) for k in COUNTED}
     assert deltas["mcstore"] == deltas["memcached"], deltas
     assert sum(deltas["memcached"].values()) > 20, deltas     # the session did count
+
+
+def test_meta_batch_rolled_back_and_rerun(pair):
+    """Pipelined meta writes share a batch transaction; when it fails (an injected deadlock on
+    the Nth Berkeley DB call), it is rolled back and each command runs again alone: the replies
+    are those of one execution (no double increment, one win token)."""
+    m, _ = pair
+    with mctest.Conn(m.port) as c:
+        if mctest.stats(c, b"settings").get("test_hooks") != "yes":
+            pytest.skip("mcstore built without --enable-test-hooks")
+        before = int(mctest.stats(c, b"storage")["batches_failed"])
+        for n in range(1, 12):
+            k = b"mb%d" % n
+            assert c.cmd(ms(k + b"s", b"old")) == b"HD\r\n"
+            assert c.cmd(b"debug_fault %d deadlock\r\n" % n) == b"OK\r\n"
+            c.send(ms(k, b"10", b"T0") + b"ma " + k + b"\r\nma " + k + b" v\r\nmd " + k
+                   + b"s I\r\nmg " + k + b"s v\r\nma " + k + b"c N0 J7 v q\r\nmd " + k
+                   + b"x q\r\nmn\r\n")
+            assert c.read_until(b"MN\r\n") == (
+                b"HD\r\nHD\r\nVA 2\r\n12\r\nHD\r\nVA 3 X W\r\nold\r\nVA 1\r\n7\r\nNF\r\nMN\r\n"
+            ), n
+            assert c.cmd(b"debug_fault off\r\n") == b"OK\r\n"
+            assert c.cmd(b"mg " + k + b"s\r\n") == b"HD Z X\r\n"
+        assert int(mctest.stats(c, b"storage")["batches_failed"]) > before
