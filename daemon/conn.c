@@ -38,7 +38,7 @@ static int plain_write(struct conn *c, struct evbuffer *out)
     return evbuffer_write(out, c->fd);
 }
 
-static const struct conn_io plain_io = {plain_read, plain_write, NULL};
+static const struct conn_io plain_io = {plain_read, plain_write, NULL, "tcp"};
 
 typedef void (*conn_parse_fn)(const char *buf, size_t len, const struct proto_limits *lim,
                               struct proto_request *req, struct proto_result *res);
@@ -258,7 +258,12 @@ static bool conn_fill(struct conn *c)
         c->rstart = 0;
     }
     if (c->rend == c->rsize) {
-        return true; /* the parser grows the buffer when a request needs more */
+        /* the parser grows the buffer when a request needs more; then read again, as the io
+         * may hold bytes the socket will not announce (TLS decrypts whole records) */
+        if (conn_get_state(c) != CONN_CLOSING) {
+            event_active(c->rev, EV_READ, 0);
+        }
+        return true;
     }
     ssize_t n = c->io->read(c, c->rbuf + c->rend, c->rsize - c->rend);
     if (n > 0) {
@@ -494,7 +499,9 @@ void conn_flush(struct conn *c)
         }
         return;
     }
-    event_del(c->wev);
+    if (!c->read_wants_write) {
+        event_del(c->wev);
+    }
     if (conn_get_state(c) == CONN_CLOSING) {
         conn_close(c);
         return;
@@ -539,7 +546,20 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
+    if (c->read_wants_write) {
+        c->read_wants_write = false;
+        event_active(c->rev, EV_READ, 0);
+    }
     conn_flush(c);
+}
+
+void conn_read_wants_write(struct conn *c)
+{
+    c->read_wants_write = true;
+    if (!event_pending(c->wev, EV_WRITE, NULL)) {
+        struct timeval tv = {c->w->srv->settings.write_timeout, 0};
+        event_add(c->wev, &tv);
+    }
 }
 
 void conn_drain(struct conn *c)

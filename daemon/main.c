@@ -18,6 +18,7 @@
 #include "daemon/log.h"
 #include "daemon/options.h"
 #include "daemon/server.h"
+#include "daemon/tls.h"
 #include "daemon/worker.h"
 #include "storage/store.h"
 
@@ -37,11 +38,14 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
+    struct server *srv = arg;
     (void)sig;
     (void)what;
-    (void)arg;
     log_reopen();
     log_info("SIGHUP: log file reopened");
+    if (srv->tls != NULL) {
+        tls_server_reload(srv->tls);
+    }
 }
 
 static int drop_privileges(const char *user)
@@ -80,6 +84,7 @@ int main(int argc, char **argv)
     int lock_fd = -1;
     struct event_base *base = NULL;
     struct listener *listener = NULL;
+    struct listener *tls_listener = NULL;
     struct event *ev_term = NULL;
     struct event *ev_int = NULL;
     struct event *ev_hup = NULL;
@@ -115,6 +120,10 @@ int main(int argc, char **argv)
         log_error("libevent has no pthreads support");
         goto done;
     }
+    /* before the store: a bad certificate should not wait for recovery to be reported */
+    if ((s->tls_main || s->tls_port != 0) && (srv.tls = tls_server_new(s)) == NULL) {
+        goto done;
+    }
 
     struct store_config cfg = {
         .home = s->home,
@@ -142,20 +151,29 @@ int main(int argc, char **argv)
     if (base == NULL) {
         goto done;
     }
-    listener = listener_start(&srv, base);
+    listener = listener_start(&srv, base, s->port, s->tls_main, srv.listen_desc,
+                              sizeof(srv.listen_desc));
     if (listener == NULL) {
         goto done;
     }
+    if (s->tls_port != 0) {
+        tls_listener = listener_start(&srv, base, s->tls_port, true, srv.tls_listen_desc,
+                                      sizeof(srv.tls_listen_desc));
+        if (tls_listener == NULL) {
+            goto done;
+        }
+    }
     ev_term = evsignal_new(base, SIGTERM, on_stop_signal, base);
     ev_int = evsignal_new(base, SIGINT, on_stop_signal, base);
-    ev_hup = evsignal_new(base, SIGHUP, on_hup, NULL);
+    ev_hup = evsignal_new(base, SIGHUP, on_hup, &srv);
     if (ev_term == NULL || ev_int == NULL || ev_hup == NULL || evsignal_add(ev_term, NULL) != 0 ||
         evsignal_add(ev_int, NULL) != 0 || evsignal_add(ev_hup, NULL) != 0) {
         log_error("cannot install signal handlers");
         goto done;
     }
-    log_warn("mcstore %s listening on %s, data home %s, %d threads, durability %s",
-             PACKAGE_VERSION, srv.listen_desc, s->home, s->threads,
+    log_warn("mcstore %s listening on %s%s%s%s, data home %s, %d threads, durability %s",
+             PACKAGE_VERSION, srv.listen_desc, s->tls_main ? " (TLS)" : "",
+             s->tls_port != 0 ? " and TLS on " : "", srv.tls_listen_desc, s->home, s->threads,
              store_durability_name(s->durability));
     event_base_dispatch(base);
     rc = EXIT_SUCCESS;
@@ -163,9 +181,11 @@ int main(int argc, char **argv)
 done:
     /* stop accepting, let workers finish what they have, then close the store cleanly */
     listener_stop(listener);
+    listener_stop(tls_listener);
     if (srv.workers != NULL) {
         worker_stop_all(&srv);
     }
+    tls_server_free(srv.tls);
     if (srv.store != NULL) {
         store_close(srv.store);
         log_warn("data home %s closed cleanly", s->home);

@@ -23,6 +23,12 @@ enum long_only {
     OPT_LOG_ARCHIVE,
     OPT_RECOVER_CATASTROPHIC,
     OPT_PAGE_SIZE,
+    OPT_TLS_PORT,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CA,
+    OPT_TLS_VERIFY,
+    OPT_TLS_HANDSHAKE_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -48,6 +54,14 @@ static const struct option long_options[] = {
     {"log-archive", required_argument, NULL, OPT_LOG_ARCHIVE},
     {"recover-catastrophic", no_argument, NULL, OPT_RECOVER_CATASTROPHIC},
     {"page-size", required_argument, NULL, OPT_PAGE_SIZE},
+    {"enable-tls", no_argument, NULL, 'Z'},
+    {"enable-ssl", no_argument, NULL, 'Z'},     /* memcached's name for -Z */
+    {"tls-port", required_argument, NULL, OPT_TLS_PORT},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-verify", required_argument, NULL, OPT_TLS_VERIFY},
+    {"tls-handshake-timeout", required_argument, NULL, OPT_TLS_HANDSHAKE_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -72,6 +86,45 @@ void options_defaults(struct settings *s)
     s->durability = STORE_DURABILITY_OS;
     s->checkpoint_kb = 64 * 1024;
     s->page_size = 16 * 1024;
+    s->tls_handshake_timeout = 10;
+}
+
+const char *options_tls_verify_name(enum options_tls_verify v)
+{
+    switch (v) {
+    case OPT_TLS_VERIFY_OPTIONAL:
+        return "optional";
+    case OPT_TLS_VERIFY_REQUIRED:
+        return "required";
+    default:
+        return "none";
+    }
+}
+
+/* The TLS options make sense only together; say which one is missing or stray. */
+static int check_tls(const struct settings *s)
+{
+    const char *err = NULL;
+    bool tls = s->tls_main || s->tls_port != 0;
+
+    if (s->tls_main && s->tls_port != 0) {
+        err = "-Z makes the -p port speak TLS, --tls-port adds a TLS port beside a plain one: "
+              "use one of them";
+    } else if (tls && s->tls_cert == NULL) {
+        err = "TLS needs a certificate: --tls-cert (and --tls-key if the key is apart)";
+    } else if (!tls && (s->tls_cert != NULL || s->tls_key != NULL || s->tls_ca != NULL ||
+                        s->tls_verify != OPT_TLS_VERIFY_NONE)) {
+        err = "TLS options given without a TLS port: add --tls-port or -Z";
+    } else if (s->tls_verify != OPT_TLS_VERIFY_NONE && s->tls_ca == NULL) {
+        err = "--tls-verify optional|required checks client certificates against --tls-ca";
+    } else if (s->tls_port != 0 && s->tls_port == s->port) {
+        err = "--tls-port must differ from -p (or use -Z to make -p speak TLS)";
+    }
+    if (err != NULL) {
+        fprintf(stderr, "mcstore: %s\n", err);
+        return -1;
+    }
+    return 0;
 }
 
 bool options_parse_size(const char *text, size_t *out)
@@ -147,6 +200,18 @@ void options_usage(const struct settings *d)
            d->item_max / (1024 * 1024), d->home, d->cache_mb,
            store_durability_name(d->durability), d->idle_timeout, d->write_timeout,
            d->max_output / (1024 * 1024), d->checkpoint_sec, d->checkpoint_kb, d->page_size / 1024, d->sweep_interval_ms);
+    printf("\nTLS (1.2 and newer):\n"
+           "-Z, --enable-tls           the -p port speaks TLS only (memcached's -Z)\n"
+           "    --tls-port=NUM         also listen on NUM for TLS; -p stays plain\n"
+           "    --tls-cert=FILE        certificate chain, PEM (server certificate first)\n"
+           "    --tls-key=FILE         private key, PEM, no passphrase (default: in --tls-cert)\n"
+           "    --tls-ca=FILE          CA certificates (PEM) client certificates must chain to\n"
+           "    --tls-verify=MODE      client certificates: none (not asked for), optional\n"
+           "                           (checked if sent), required (default: %s)\n"
+           "    --tls-handshake-timeout=SEC  close a connection whose handshake is not done in\n"
+           "                           SEC seconds (default: %d)\n"
+           "SIGHUP reloads the certificate, key and CA files.\n",
+           options_tls_verify_name(d->tls_verify), d->tls_handshake_timeout);
 }
 
 static int bad(const char *opt, const char *value)
@@ -162,7 +227,7 @@ int options_parse(struct settings *s, int argc, char **argv)
     int cache_mb;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:l:c:t:du:P:vI:H:m:NhV", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:l:c:t:du:P:vI:H:m:NZhV", long_options, NULL)) != -1) {
         switch (c) {
         case 'p':
             if (!parse_int(optarg, 0, 65535, &s->port)) {
@@ -267,6 +332,39 @@ int options_parse(struct settings *s, int argc, char **argv)
                 return bad("--page-size (a power of two, 512 to 64k)", optarg);
             }
             break;
+        case 'Z':
+            s->tls_main = true;
+            break;
+        case OPT_TLS_PORT:
+            if (!parse_int(optarg, 1, 65535, &s->tls_port)) {
+                return bad("--tls-port", optarg);
+            }
+            break;
+        case OPT_TLS_CERT:
+            s->tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            s->tls_key = optarg;
+            break;
+        case OPT_TLS_CA:
+            s->tls_ca = optarg;
+            break;
+        case OPT_TLS_VERIFY:
+            if (strcmp(optarg, "none") == 0) {
+                s->tls_verify = OPT_TLS_VERIFY_NONE;
+            } else if (strcmp(optarg, "optional") == 0) {
+                s->tls_verify = OPT_TLS_VERIFY_OPTIONAL;
+            } else if (strcmp(optarg, "required") == 0) {
+                s->tls_verify = OPT_TLS_VERIFY_REQUIRED;
+            } else {
+                return bad("--tls-verify (none, optional or required)", optarg);
+            }
+            break;
+        case OPT_TLS_HANDSHAKE_TIMEOUT:
+            if (!parse_int(optarg, 1, 3600, &s->tls_handshake_timeout)) {
+                return bad("--tls-handshake-timeout (1 to 3600)", optarg);
+            }
+            break;
         case 'h':
             options_usage(&defaults);
             return 1;
@@ -282,5 +380,5 @@ int options_parse(struct settings *s, int argc, char **argv)
         fprintf(stderr, "mcstore: unexpected argument '%s' (see mcstore -h)\n", argv[optind]);
         return -1;
     }
-    return 0;
+    return check_tls(s);
 }

@@ -10,6 +10,7 @@
 #include "storage/store.h"
 
 struct worker;
+struct tls_server;
 
 struct server {
     struct settings settings;
@@ -19,6 +20,8 @@ struct server {
     struct conn_stats conns;
     time_t started;
     char listen_desc[300];      /* "127.0.0.1:21201" for stats conns */
+    char tls_listen_desc[300];  /* the --tls-port listener's, or "" */
+    struct tls_server *tls;     /* certificates and counters when TLS is on, else NULL */
 };
 
 #endif
