@@ -392,6 +392,25 @@ static bool conn_process(struct conn *c, bool draining)
         }
         proto = &protocols[c->proto];
 
+        if (w->srv->auth != NULL && !c->authenticated) {
+            /* nothing but memcached's text authentication until the client passes it */
+            size_t need = 0;
+            enum text_auth_step step = dispatch_text_auth(c, &need);
+            if (step == TEXT_AUTH_CLOSE || (step == TEXT_AUTH_MORE && !conn_grow(c, need))) {
+                conn_close(c);
+                return false;
+            }
+            if (step == TEXT_AUTH_MORE) {
+                conn_set_state(c, CONN_READ);
+                goto out;
+            }
+            if (step == TEXT_AUTH_YIELD && !draining) {
+                event_active(c->rev, EV_READ, 0);
+                goto out;
+            }
+            continue;
+        }
+
         struct proto_request req;
         struct proto_result res;
         proto->parse(c->rbuf + c->rstart, c->rend - c->rstart, &lim, &req, &res);
@@ -454,6 +473,7 @@ static bool conn_process(struct conn *c, bool draining)
         }
     }
 out:
+    dispatch_text_auth_end(c);
     if (!conn_end_batch(c)) {
         /* rolled back: run those commands again, one by one, on the next turn */
         event_active(c->rev, EV_READ, 0);

@@ -85,6 +85,12 @@ struct conn {
     enum conn_proto proto;
     const struct conn_io *io;
     void *io_state;             /* the io's own state (TLS session), or NULL */
+    bool authenticated;         /* passed --auth-file's check (only read when srv->auth is set) */
+    /* Text auth: memcached sends only the last reply of a wake-up's unauthenticated requests,
+     * and flushes every reqs_per_event of them (dispatch_text_auth). */
+    const char *auth_reply;
+    int auth_reqs;
+    size_t auth_window;
 
     struct conn *prev;
     struct conn *next;

@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "daemon/auth.h"
 #include "daemon/listener.h"
 #include "daemon/lockfile.h"
 #include "daemon/log.h"
@@ -36,6 +38,16 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(base);
 }
 
+/* A password file others can read invites offline guessing: say so, but run. */
+static void warn_if_world_accessible(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0 && (sb.st_mode & S_IRWXO) != 0) {
+        log_warn("--auth-file %s is accessible to every user (mode %04o): chmod 600 it", path,
+                 (unsigned)(sb.st_mode & 07777));
+    }
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     struct server *srv = arg;
@@ -45,6 +57,17 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     log_info("SIGHUP: log file reopened");
     if (srv->tls != NULL) {
         tls_server_reload(srv->tls);
+    }
+    if (srv->auth != NULL) {
+        char err[512];
+        if (auth_reload(srv->auth, srv->settings.auth_file, err, sizeof(err)) != 0) {
+            log_error("SIGHUP: keeping the users loaded before: cannot reload --auth-file: %s",
+                      err);
+        } else {
+            warn_if_world_accessible(srv->settings.auth_file);
+            log_warn("SIGHUP: reloaded %zu users from %s", auth_user_count(srv->auth),
+                     srv->settings.auth_file);
+        }
     }
 }
 
@@ -100,17 +123,32 @@ int main(int argc, char **argv)
         fprintf(stderr, "mcstore: cannot open log file %s: %s\n", s->log_file, strerror(errno));
         return EXIT_FAILURE;
     }
+    if (s->auth_file != NULL) {
+        /* before -d and -u: errors reach the terminal, and a root-only file can be read */
+        char err[512];
+        srv.auth = auth_load(s->auth_file, err, sizeof(err));
+        if (srv.auth == NULL) {
+            log_error("cannot use --auth-file: %s", err);
+            return EXIT_FAILURE;
+        }
+        warn_if_world_accessible(s->auth_file);
+        log_info("authentication on: %zu users from %s", auth_user_count(srv.auth),
+                 s->auth_file);
+    }
     signal(SIGPIPE, SIG_IGN);
     if (s->daemonize && daemon(1, s->log_file != NULL ? 0 : 1) != 0) {
         log_error("cannot daemonize: %s", strerror(errno));
+        auth_free(srv.auth);
         return EXIT_FAILURE;
     }
     if (s->user != NULL && drop_privileges(s->user) != 0) {
+        auth_free(srv.auth);
         return EXIT_FAILURE;
     }
     /* the lock must be taken by the process that stays (fcntl locks do not survive fork) */
     lock_fd = lockfile_acquire(s->home);
     if (lock_fd < 0) {
+        auth_free(srv.auth);
         return EXIT_FAILURE;
     }
     if (s->pid_file != NULL && write_pid_file(s->pid_file) != 0) {
@@ -208,5 +246,6 @@ done:
     if (lock_fd >= 0) {
         close(lock_fd);
     }
+    auth_free(srv.auth);
     return rc;
 }

@@ -29,6 +29,7 @@ enum long_only {
     OPT_TLS_CA,
     OPT_TLS_VERIFY,
     OPT_TLS_HANDSHAKE_TIMEOUT,
+    OPT_AUTH_FILE,
 };
 
 static const struct option long_options[] = {
@@ -62,6 +63,7 @@ static const struct option long_options[] = {
     {"tls-ca", required_argument, NULL, OPT_TLS_CA},
     {"tls-verify", required_argument, NULL, OPT_TLS_VERIFY},
     {"tls-handshake-timeout", required_argument, NULL, OPT_TLS_HANDSHAKE_TIMEOUT},
+    {"auth-file", required_argument, NULL, OPT_AUTH_FILE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -194,6 +196,9 @@ void options_usage(const struct settings *d)
            "                           values on their page (default: %zuk)\n"
            "    --sweep-interval-ms=MS expiry sweeper period (default: %d)\n"
            "    --log-file=FILE        log to FILE instead of stderr; SIGHUP reopens it\n"
+           "    --auth-file=FILE       require authentication (binary SASL PLAIN, memcached's\n"
+           "                           text auth) against FILE's PBKDF2 hashes, made with\n"
+           "                           mcstore-admin passwd; SIGHUP reloads it\n"
            "-h, --help                 this text\n"
            "-V, --version              print the version\n",
            PACKAGE_VERSION, d->port, d->listen_addr, d->max_conns, d->threads,
@@ -324,6 +329,9 @@ int options_parse(struct settings *s, int argc, char **argv)
             break;
         case OPT_RECOVER_CATASTROPHIC:
             s->recover_catastrophic = true;
+            break;
+        case OPT_AUTH_FILE:
+            s->auth_file = optarg;
             break;
         case OPT_PAGE_SIZE:
             /* Berkeley DB takes powers of two from 512 bytes to 64 KiB */

@@ -46,6 +46,7 @@ struct settings {
     const char *tls_ca;         /* --tls-ca: CAs that client certificates must come from */
     enum options_tls_verify tls_verify; /* --tls-verify none|optional|required (none) */
     int tls_handshake_timeout;  /* --tls-handshake-timeout SEC: close unfinished handshakes */
+    const char *auth_file;      /* --auth-file: users' PBKDF2 hashes; clients must log in */
 };
 
 /* Fills s with the defaults. */

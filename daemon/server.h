@@ -9,6 +9,7 @@
 #include "daemon/stats.h"
 #include "storage/store.h"
 
+struct auth_db;
 struct worker;
 struct tls_server;
 
@@ -22,6 +23,7 @@ struct server {
     char listen_desc[300];      /* "127.0.0.1:21201" for stats conns */
     char tls_listen_desc[300];  /* the --tls-port listener's, or "" */
     struct tls_server *tls;     /* certificates and counters when TLS is on, else NULL */
+    struct auth_db *auth;       /* --auth-file's users; NULL = authentication off */
 };
 
 #endif

@@ -87,8 +87,8 @@ static void stats_general(struct server *srv, const struct emitter *o)
     stat_line(o, "touch_misses", "%" PRIu64, U64(t.touch_misses));
     stat_line(o, "store_too_large", "%" PRIu64, U64(t.store_too_large));
     stat_line(o, "store_errors", "%" PRIu64, U64(t.store_errors));
-    stat_line(o, "auth_cmds", "%d", 0);
-    stat_line(o, "auth_errors", "%d", 0);
+    stat_line(o, "auth_cmds", "%" PRIu64, U64(t.auth_cmds));
+    stat_line(o, "auth_errors", "%" PRIu64, U64(t.auth_errors));
     stat_line(o, "bytes_read", "%" PRIu64, U64(t.bytes_read));
     stat_line(o, "bytes_written", "%" PRIu64, U64(t.bytes_written));
     stat_line(o, "limit_maxbytes", "%zu", srv->settings.cache_mb * 1024 * 1024);
@@ -124,6 +124,9 @@ static void stats_settings(struct server *srv, const struct emitter *o)
     stat_line(o, "evictions", "%s", "off");
     stat_line(o, "cas_enabled", "%s", "yes");
     stat_line(o, "flush_enabled", "%s", "yes");
+    /* memcached's names; one --auth-file serves binary SASL PLAIN and text auth alike */
+    stat_line(o, "auth_enabled_sasl", "%s", srv->auth != NULL ? "yes" : "no");
+    stat_line(o, "auth_enabled_ascii", "%s", srv->auth != NULL ? "yes" : "no");
     stat_line(o, "data_home", "%s", s->home);
     stat_line(o, "cache_mb", "%zu", s->cache_mb);
     stat_line(o, "checkpoint_sec", "%d", s->checkpoint_sec);
