@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "replication/repl.h"
 #include "storage/store.h"
 
 struct settings {
@@ -32,6 +33,7 @@ struct settings {
     const char *log_archive;    /* --log-archive DIR: keep old logs there instead of deleting */
     bool recover_catastrophic;  /* --recover-catastrophic: DB_RECOVER_FATAL at start */
     size_t page_size;           /* --page-size: items.db page size for a new data home */
+    struct repl_config repl;    /* -R -O -M -S and --repl-*: replication (doc/replication.md) */
 };
 
 /* Fills s with the defaults. */

@@ -10,10 +10,12 @@
 #include "storage/store.h"
 
 struct worker;
+struct repl;
 
 struct server {
     struct settings settings;
     struct store *store;
+    struct repl *repl;          /* replication, or NULL (replication/repl.h) */
     struct worker *workers;
     int nworkers;
     struct conn_stats conns;

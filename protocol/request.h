@@ -37,6 +37,9 @@ enum proto_cmd {
     PROTO_CMD_DB_CHECKPOINT,    /* MemcacheDB: checkpoint now */
     PROTO_CMD_DB_ARCHIVE,       /* MemcacheDB: archive/remove logs recovery no longer needs */
     PROTO_CMD_DEBUG_FAULT,      /* test builds: arm fault injection (arg = rest of line) */
+    PROTO_CMD_REP_ISMASTER,     /* MemcacheDB: is this member the replication master */
+    PROTO_CMD_REP_WHOISMASTER,  /* MemcacheDB: the master's address */
+    PROTO_CMD_REP_SET_PRIORITY, /* MemcacheDB: election priority (arg = the number) */
 };
 
 /*
@@ -66,7 +69,8 @@ struct proto_request {
     int64_t delay;              /* flush_all: seconds before the flush takes effect (0 = now) */
     uint32_t verbosity;         /* verbosity level */
 
-    const char *arg;            /* stats, debug_fault: the line after the command (may be empty) */
+    const char *arg;            /* stats, debug_fault, rep_set_priority: the line after the
+                                   command (may be empty) */
     size_t narg;
 
     const char *key2;           /* rget: end key */
