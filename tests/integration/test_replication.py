@@ -9,7 +9,9 @@ STORED; restart catch-up and internal init; the two two-site policies.
 Every wait polls with a deadline; servers are stopped by PID (conftest's Factory).
 """
 
+import os
 import re
+import signal
 import threading
 import time
 
@@ -242,3 +244,233 @@ def test_fixed_master_and_slaves(servers):
     for s in slaves:
         wait_value(s, b"fk_exp", None, timeout=REPLICATE_WITHIN)
 
+
+class Writers:
+    """Threads setting unique keys on whichever member is master, recording every write
+    acknowledged with STORED. A refusal, an error or a broken connection is not an ack (the
+    write may or may not have happened); the writer then looks for the master again."""
+
+    def __init__(self, group, n=3, max_ops=200000):
+        self.group = group
+        self.acked = {}
+        self.acked_after = {}       # writer -> acks since mark()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.max_ops = max_ops
+        self.threads = [threading.Thread(target=self.run, args=(w,)) for w in range(n)]
+        self.errors = []
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def mark(self):
+        with self.lock:
+            self.acked_after = {}
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=30)
+        assert not any(t.is_alive() for t in self.threads), "writers did not stop"
+        assert not self.errors, self.errors
+
+    def find_master(self):
+        for s in self.group.members:
+            if s.alive() and ismaster(s) == b"REP_TRUE":
+                return s
+        return None
+
+    def run(self, w):
+        seq = 0
+        conn = None
+        try:
+            while not self.stop.is_set() and seq < self.max_ops:
+                if conn is None:
+                    m = self.find_master()
+                    if m is None:
+                        self.stop.wait(0.02)
+                        continue
+                    try:
+                        conn = mctest.Conn(m.port, timeout=5.0)
+                    except OSError:
+                        continue
+                seq += 1
+                key = b"w%d_%d" % (w, seq)
+                value = b"v%d_%d" % (w, seq)
+                try:
+                    r = conn.cmd(storage_cmd(b"set", key, 0, 0, value), timeout=5.0)
+                except (OSError, AssertionError):
+                    r = None
+                if r == b"STORED\r\n":
+                    with self.lock:
+                        self.acked[key] = value
+                        self.acked_after[w] = self.acked_after.get(w, 0) + 1
+                    continue
+                if r is not None and not r.startswith(b"SERVER_ERROR"):
+                    self.errors.append((key, r))
+                    return
+                conn.close()
+                conn = None
+        finally:
+            if conn is not None:
+                conn.close()
+
+
+FAILOVER_ROUNDS = 3
+FAILOVER_WITHIN = 20.0      # seconds from kill -9 of the master to a new master taking writes
+
+
+def test_failover_under_load_loses_no_acknowledged_write(servers):
+    g = Group(servers, 3, ack="quorum").start()
+    master = g.master()
+    for s in g.members:
+        if s is not master:
+            wait_slave_of(s, master)
+    writers = Writers(g).start()
+    times = []
+    deadline = time.monotonic() + 150
+    try:
+        for rnd in range(FAILOVER_ROUNDS):
+            assert time.monotonic() < deadline, "failover rounds took too long"
+            mctest.wait_for(lambda: len(writers.acked_after) == len(writers.threads) and
+                            min(writers.acked_after.values()) >= 50, 20, 0.02,
+                            "every writer acknowledged on %s" % master.name)
+            before = dict(writers.acked)
+            t0 = time.monotonic()
+            master.kill()
+            writers.mark()
+            survivors = [s for s in g.members if s is not master]
+            new = g.master(candidates=survivors, timeout=FAILOVER_WITHIN)
+            elected = time.monotonic() - t0
+            # writers move: every one of them gets acknowledgements from the new master
+            mctest.wait_for(lambda: len(writers.acked_after) == len(writers.threads), 20, 0.02,
+                            "writers acknowledged by the new master %s" % new.name)
+            moved = time.monotonic() - t0
+            times.append((elected, moved))
+            print("round %d: %s killed, %s master after %.2f s, writers moved after %.2f s"
+                  % (rnd, master.name, new.name, elected, moved))
+            missing = wait_all_keys(new, before)
+            assert missing == {}, "round %d: %d acknowledged writes missing on the new master" \
+                % (rnd, len(missing))
+            # the old master rejoins as a slave of the new one
+            master.start_again()
+            wait_slave_of(master, new)
+            assert repl_stats(master)["repl_role"] == "slave"
+            master = new
+        writers.finish()
+    finally:
+        writers.stop.set()
+    acked = dict(writers.acked)
+    print("%d acknowledged writes; failover times (elected, writers moved): %s"
+          % (len(acked), ["%.2f/%.2f" % t for t in times]))
+    for s in g.members:
+        missing = wait_all_keys(s, acked)
+        assert missing == {}, "%s lacks %d acknowledged writes, e.g. %r" % (
+            s.name, len(missing), sorted(missing)[:5])
+    st = repl_stats(master)
+    assert int(st["repl_elections_won"]) >= 1
+    assert st["repl_last_event"] != "none"
+
+
+def test_ack_all_with_a_slave_down_is_an_error_not_stored(servers):
+    g = Group(servers, 3, modes=["master", "slave", "slave"], ack="all", ack_timeout=400)
+    g.start()
+    master, s1, s2 = g.members
+    assert g.master() is master
+    wait_slave_of(s1, master)
+    wait_slave_of(s2, master)
+    assert set_reply(master, b"a1", b"both") == b"STORED\r\n"
+    assert set_reply(master, b"a_ctr", b"1") == b"STORED\r\n"
+    wait_value(s2, b"a1", b"both")
+
+    # a slave that hangs (stopped, connection open): the master waits out the ack timeout
+    os.kill(s2.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = set_reply(master, b"a2", b"one-hung")
+        elapsed = time.monotonic() - t0
+    finally:
+        os.kill(s2.pid, signal.SIGCONT)
+    assert r.startswith(b"SERVER_ERROR ") and b"ack" in r, r
+    # (os durability commits twice per write turn: up to two timeouts)
+    assert 0.35 <= elapsed < 5, "answered after %.3f s; the ack timeout is 0.4 s" % elapsed
+    print("hung slave: SERVER_ERROR after %.3f s: %r" % (elapsed, r))
+
+    # a slave that is down: Berkeley DB knows at once that "all" cannot be met
+    assert s2.stop() == 0
+    t0 = time.monotonic()
+    r = set_reply(master, b"a2", b"one-down")
+    elapsed = time.monotonic() - t0
+    assert r.startswith(b"SERVER_ERROR ") and b"ack" in r, r
+    assert elapsed < 5, elapsed
+    with mctest.Conn(master.port) as c:
+        # every write kind: the ack policy decides, never a false success
+        assert c.cmd(b"incr a_ctr 1\r\n").startswith(b"SERVER_ERROR")
+        assert c.cmd(b"delete a1\r\n").startswith(b"SERVER_ERROR")
+        # a pipelined batch that misses the acks gets no success either
+        c.send(storage_cmd(b"set", b"a3", 0, 0, b"x") + storage_cmd(b"set", b"a4", 0, 0, b"y"))
+        out = c.read_available(5.0)
+        assert b"STORED" not in out, out
+    st = repl_stats(master)
+    assert int(st["repl_acks_failed"]) >= 1
+    print("SERVER_ERROR after %.3f s; %s" % (elapsed, r))
+
+    # the slave back: it catches up and acknowledgements flow again
+    s2.start_again()
+    wait_slave_of(s2, master)
+    mctest.wait_for(lambda: set_reply(master, b"a5", b"all-back") == b"STORED\r\n", 20, 0.1,
+                    "writes acknowledged by every member again")
+    wait_value(s2, b"a5", b"all-back")
+
+
+def small_logs(group):
+    """Small log files in every member's data home (DB_CONFIG), so a test can archive past a
+    stopped member's position without writing 16 MiB logs."""
+    for s in group.members:
+        with open(os.path.join(s.datadir, "DB_CONFIG"), "w") as f:
+            f.write("set_lg_bsize 65536\nset_lg_max 262144\n")
+
+
+def bulk_write(server, prefix, n, size):
+    """n values of size bytes under prefix0..; returns {key: value}."""
+    out = {}
+    with mctest.Conn(server.port, timeout=20) as c:
+        for i in range(n):
+            k = b"%s%d" % (prefix, i)
+            v = (b"%s-%d-" % (prefix, i)) * (size // (len(prefix) + 8) + 1)
+            v = v[:size]
+            assert c.cmd(storage_cmd(b"set", k, 0, 0, v), timeout=20) == b"STORED\r\n", k
+            out[k] = v
+    return out
+
+
+def test_restart_catch_up(servers):
+    g = Group(servers, 3, modes=["master", "slave", "slave"], ack="quorum")
+    small_logs(g)
+    g.start()
+    master, s1, s2 = g.members
+    assert g.master() is master
+    wait_slave_of(s1, master)
+    wait_slave_of(s2, master)
+    data = bulk_write(master, b"c0_", 50, 100)
+    assert wait_all_keys(s2, data) == {}
+
+    # killed and restarted: it catches up on what it missed from the master's log
+    s2.kill()
+    data.update(bulk_write(master, b"c1_", 50, 100))
+    s2.start_again()
+    wait_slave_of(s2, master)
+    assert wait_all_keys(s2, data) == {}
+    assert repl_stats(s2)["repl_internal_inits"] == "0"
+
+    # stopped cleanly while the master goes on: the same on the next start
+    assert s2.stop() == 0
+    data.update(bulk_write(master, b"c2_", 40, 4000))
+    s2.start_again()
+    wait_slave_of(s2, master)
+    assert wait_all_keys(s2, data, timeout=30) == {}
+    # and it goes on replicating after its databases were replaced under it
+    assert set_reply(master, b"after_init", b"yes") == b"STORED\r\n"
+    wait_value(s2, b"after_init", b"yes")
