@@ -474,3 +474,44 @@ def test_restart_catch_up(servers):
     # and it goes on replicating after its databases were replaced under it
     assert set_reply(master, b"after_init", b"yes") == b"STORED\r\n"
     wait_value(s2, b"after_init", b"yes")
+
+
+STRICT_OBSERVE = 4.0        # seconds a strict survivor is watched for (elections retry each 1 s)
+
+
+@pytest.mark.parametrize("two_site", ["strict", "available"])
+def test_two_member_group(servers, two_site):
+    # a lone survivor has no member to acknowledge: "available" pairs that want writes to go
+    # on after a failure must also accept --repl-ack none (doc/replication.md)
+    ack = "one" if two_site == "strict" else "none"
+    g = Group(servers, 2, ack=ack, extra=["--repl-two-site", two_site]).start()
+    master = g.master()
+    survivor = [s for s in g.members if s is not master][0]
+    wait_slave_of(survivor, master)
+    assert set_reply(master, b"pair", b"1") == b"STORED\r\n"
+    wait_value(survivor, b"pair", b"1")
+    assert repl_stats(survivor)["repl_two_site"] == two_site
+    master.kill()
+    t0 = time.monotonic()
+    if two_site == "strict":
+        # the survivor cannot tell a dead master from a cut link: it never elects itself
+        while time.monotonic() - t0 < STRICT_OBSERVE:
+            assert ismaster(survivor) != b"REP_TRUE"
+            time.sleep(0.1)
+        r = set_reply(survivor, b"pair", b"2")
+        assert r.startswith(b"SERVER_ERROR not master"), r
+        assert get(survivor, b"pair") == b"1"   # reads still served
+        # the old master back: the pair elects again and takes writes
+        master.start_again()
+        m = g.master()
+        mctest.wait_for(lambda: set_reply(m, b"pair", b"3") == b"STORED\r\n", 20, 0.1,
+                        "writes after the pair is whole again")
+    else:
+        # the survivor takes over (at the risk of two masters if only the link was cut)
+        assert g.master(candidates=[survivor], timeout=FAILOVER_WITHIN) is survivor
+        print("two-site available: survivor master after %.2f s" % (time.monotonic() - t0))
+        assert get(survivor, b"pair") == b"1"
+        assert set_reply(survivor, b"pair", b"2") == b"STORED\r\n"
+        master.start_again()
+        wait_slave_of(master, survivor)
+        wait_value(master, b"pair", b"2")
