@@ -38,7 +38,7 @@ static int plain_write(struct conn *c, struct evbuffer *out)
     return evbuffer_write(out, c->fd);
 }
 
-static const struct conn_io plain_io = {plain_read, plain_write, NULL};
+static const struct conn_io plain_io = {plain_read, plain_write, NULL, "tcp"};
 
 typedef void (*conn_parse_fn)(const char *buf, size_t len, const struct proto_limits *lim,
                               struct proto_request *req, struct proto_result *res);
@@ -259,7 +259,12 @@ static bool conn_fill(struct conn *c)
         c->rstart = 0;
     }
     if (c->rend == c->rsize) {
-        return true; /* the parser grows the buffer when a request needs more */
+        /* the parser grows the buffer when a request needs more; then read again, as the io
+         * may hold bytes the socket will not announce (TLS decrypts whole records) */
+        if (conn_get_state(c) != CONN_CLOSING) {
+            event_active(c->rev, EV_READ, 0);
+        }
+        return true;
     }
     ssize_t n = c->io->read(c, c->rbuf + c->rend, c->rsize - c->rend);
     if (n > 0) {
@@ -388,6 +393,25 @@ static bool conn_process(struct conn *c, bool draining)
         }
         proto = &protocols[c->proto];
 
+        if (w->srv->auth != NULL && !c->authenticated) {
+            /* nothing but memcached's text authentication until the client passes it */
+            size_t need = 0;
+            enum text_auth_step step = dispatch_text_auth(c, &need);
+            if (step == TEXT_AUTH_CLOSE || (step == TEXT_AUTH_MORE && !conn_grow(c, need))) {
+                conn_close(c);
+                return false;
+            }
+            if (step == TEXT_AUTH_MORE) {
+                conn_set_state(c, CONN_READ);
+                goto out;
+            }
+            if (step == TEXT_AUTH_YIELD && !draining) {
+                event_active(c->rev, EV_READ, 0);
+                goto out;
+            }
+            continue;
+        }
+
         struct proto_request req;
         struct proto_result res;
         proto->parse(c->rbuf + c->rstart, c->rend - c->rstart, &lim, &req, &res);
@@ -450,6 +474,7 @@ static bool conn_process(struct conn *c, bool draining)
         }
     }
 out:
+    dispatch_text_auth_end(c);
     if (!conn_end_batch(c)) {
         /* rolled back: run those commands again, one by one, on the next turn */
         event_active(c->rev, EV_READ, 0);
@@ -499,7 +524,9 @@ void conn_flush(struct conn *c)
         }
         return;
     }
-    event_del(c->wev);
+    if (!c->read_wants_write) {
+        event_del(c->wev);
+    }
     if (conn_get_state(c) == CONN_CLOSING) {
         conn_close(c);
         return;
@@ -544,7 +571,20 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
+    if (c->read_wants_write) {
+        c->read_wants_write = false;
+        event_active(c->rev, EV_READ, 0);
+    }
     conn_flush(c);
+}
+
+void conn_read_wants_write(struct conn *c)
+{
+    c->read_wants_write = true;
+    if (!event_pending(c->wev, EV_WRITE, NULL)) {
+        struct timeval tv = {c->w->srv->settings.write_timeout, 0};
+        event_add(c->wev, &tv);
+    }
 }
 
 void conn_drain(struct conn *c)

@@ -34,6 +34,8 @@ struct conn_io {
     int (*write)(struct conn *c, struct evbuffer *out);
     /* Frees io_state (the socket itself is closed by conn_close). May be NULL. */
     void (*close)(struct conn *c);
+    /* The transport for "stats conns": "tcp" or "tls". */
+    const char *name;
 };
 
 /* Runs one parsed request, appending its reply to c->out. */
@@ -65,6 +67,7 @@ struct conn {
     bool close_now;             /* a limit was hit: close without flushing */
     _Atomic int64_t last_cmd;   /* unix time of the last request */
     bool sync_queued;           /* replies wait for the worker's group commit (fsync mode) */
+    bool read_wants_write;      /* the io's last read waits for the socket to be writable */
 
     /* Pipelined commands run as one transaction (a batch); their replies collect in out (swapped
      * with real_out) and are kept only if the batch commits. Otherwise the batch's input is
@@ -82,6 +85,12 @@ struct conn {
     enum conn_proto proto;
     const struct conn_io *io;
     void *io_state;             /* the io's own state (TLS session), or NULL */
+    bool authenticated;         /* passed --auth-file's check (only read when srv->auth is set) */
+    /* Text auth: memcached sends only the last reply of a wake-up's unauthenticated requests,
+     * and flushes every reqs_per_event of them (dispatch_text_auth). */
+    const char *auth_reply;
+    int auth_reqs;
+    size_t auth_window;
 
     struct conn *prev;
     struct conn *next;
@@ -100,6 +109,10 @@ void conn_drain(struct conn *c);
 
 /* Writes pending replies (after a group commit, for connections that waited on one). */
 void conn_flush(struct conn *c);
+
+/* For an io whose read cannot go on until the socket is writable (a TLS handshake meeting a
+ * full socket): retries the read once it is. Worker thread only. */
+void conn_read_wants_write(struct conn *c);
 
 /* Name of a state for "stats conns". */
 const char *conn_state_name(int state);

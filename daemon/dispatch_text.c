@@ -14,6 +14,8 @@
 
 #include <event2/event.h>
 
+#include "daemon/auth.h"
+#include "daemon/auth_text.h"
 #include "daemon/log.h"
 #include "daemon/stats_report.h"
 #include "daemon/worker.h"
@@ -424,6 +426,105 @@ static void do_debug_fault(struct conn *c, const struct proto_request *req)
         store_fault_arm(nth, f, count);
     }
     evbuffer_add(c->out, "OK\r\n", 4);
+}
+
+static void auth_reply_flush(struct conn *c)
+{
+    if (c->auth_reply != NULL) {
+        evbuffer_add(c->out, c->auth_reply, strlen(c->auth_reply));
+        evbuffer_add(c->out, "\r\n", 2);
+        c->auth_reply = NULL;
+    }
+}
+
+/* Where memcached's turn ends (its read buffer ran dry): its reply goes out, and its next turn
+ * starts with a read. */
+static void auth_turn_end(struct conn *c)
+{
+    auth_reply_flush(c);
+    c->auth_reqs = 0;
+    c->auth_window = 0;
+}
+
+/*
+ * memcached's turns decide which replies survive, so they are reproduced: a turn is what one
+ * read brought; every AUTH_TEXT_REQS_PER_EVENT requests (one more in a turn's first stretch)
+ * memcached writes what it has and yields, then goes on with the bytes it had buffered only
+ * (auth_window): bytes we read meanwhile belong to its next turn.
+ */
+enum text_auth_step dispatch_text_auth(struct conn *c, size_t *need)
+{
+    struct worker *w = c->w;
+    struct auth_text_result r;
+    size_t avail = c->rend - c->rstart;
+
+    if (c->auth_window > 0 && c->auth_window < avail) {
+        auth_text_parse(c->rbuf + c->rstart, c->auth_window, &r);
+        if (r.status == AUTH_TEXT_NEED_MORE) {
+            auth_turn_end(c); /* memcached waits for its next read, which brings the rest */
+            auth_text_parse(c->rbuf + c->rstart, avail, &r);
+        }
+    } else {
+        auth_text_parse(c->rbuf + c->rstart, avail, &r);
+    }
+    switch (r.status) {
+    case AUTH_TEXT_NEED_MORE:
+        c->auth_window = 0;
+        *need = r.need;
+        return TEXT_AUTH_MORE;
+    case AUTH_TEXT_CLOSE:
+        return TEXT_AUTH_CLOSE;
+    case AUTH_TEXT_REPLY:
+        /* memcached overwrites the reply it has not sent yet: only the last one goes out */
+        c->auth_reply = r.reply;
+        break;
+    case AUTH_TEXT_CHECK: {
+        char name[4 * 64 + 1];
+        auth_printable(name, sizeof(name), r.user, r.nuser);
+        STAT_INC(&w->stats, auth_cmds);
+        if (auth_check(w->srv->auth, r.user, r.nuser, r.pass, r.npass)) {
+            c->authenticated = true;
+            c->auth_reply = NULL;
+            /* before any reply of the commands that follow */
+            evbuffer_add(c->out, AUTH_TEXT_OK "\r\n", strlen(AUTH_TEXT_OK "\r\n"));
+            log_info("%s authenticated as '%s' (text protocol)", c->peer, name);
+        } else {
+            STAT_INC(&w->stats, auth_errors);
+            log_warn("authentication failure from %s: user '%s' (text protocol)", c->peer, name);
+            c->auth_reply = AUTH_TEXT_E_FAILURE;
+        }
+        break;
+    }
+    }
+    c->rstart += r.consumed;
+    atomic_store_explicit(&c->last_cmd, (int64_t)time(NULL), memory_order_relaxed);
+    if (c->authenticated) {
+        c->auth_window = 0;
+        return TEXT_AUTH_NEXT;
+    }
+    c->auth_reqs++;
+    if (c->auth_window > 0) {
+        c->auth_window = r.consumed < c->auth_window ? c->auth_window - r.consumed : 0;
+        if (c->auth_window == 0) {
+            auth_turn_end(c);
+            return TEXT_AUTH_NEXT;
+        }
+    }
+    if (c->auth_reqs > AUTH_TEXT_REQS_PER_EVENT && c->rstart < c->rend) {
+        auth_reply_flush(c);
+        c->auth_reqs = 1; /* memcached counts every request of a resumed turn */
+        c->auth_window = c->rend - c->rstart;
+        return TEXT_AUTH_YIELD;
+    }
+    return TEXT_AUTH_NEXT;
+}
+
+void dispatch_text_auth_end(struct conn *c)
+{
+    auth_reply_flush(c);
+    if (c->auth_window == 0) {
+        c->auth_reqs = 0; /* a new turn starts with a read, whose first request is free */
+    }
 }
 
 void dispatch_text(struct conn *c, const struct proto_request *req)

@@ -20,6 +20,7 @@
 struct listener {
     struct server *srv;
     struct evconnlistener *ev;
+    bool tls;
 };
 
 static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *addr,
@@ -34,8 +35,10 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
     uint64_t curr = atomic_fetch_add(&srv->conns.curr_conns, 1);
     if (curr >= (uint64_t)srv->settings.max_conns) {
         static const char msg[] = "ERROR Too many open connections\r\n";
-        ssize_t w = write(fd, msg, sizeof(msg) - 1);
-        (void)w;
+        if (!l->tls) { /* plain text would be garbage to a TLS client: it just sees a close */
+            ssize_t w = write(fd, msg, sizeof(msg) - 1);
+            (void)w;
+        }
         close(fd);
         atomic_fetch_sub(&srv->conns.curr_conns, 1);
         atomic_fetch_add(&srv->conns.rejected_conns, 1);
@@ -43,7 +46,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
         return;
     }
     atomic_fetch_add(&srv->conns.total_conns, 1);
-    worker_dispatch_fd(srv, fd);
+    worker_dispatch_fd(srv, fd, l->tls);
 }
 
 static void on_accept_error(struct evconnlistener *ev, void *arg)
@@ -54,16 +57,17 @@ static void on_accept_error(struct evconnlistener *ev, void *arg)
     log_warn("accept failed: %s", evutil_socket_error_to_string(err));
 }
 
-struct listener *listener_start(struct server *srv, struct event_base *base)
+struct listener *listener_start(struct server *srv, struct event_base *base, int port, bool tls,
+                                char *desc, size_t ndesc)
 {
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
     char addr[256];
 
     if (strchr(srv->settings.listen_addr, ':') != NULL) {
-        snprintf(addr, sizeof(addr), "[%s]:%d", srv->settings.listen_addr, srv->settings.port);
+        snprintf(addr, sizeof(addr), "[%s]:%d", srv->settings.listen_addr, port);
     } else {
-        snprintf(addr, sizeof(addr), "%s:%d", srv->settings.listen_addr, srv->settings.port);
+        snprintf(addr, sizeof(addr), "%s:%d", srv->settings.listen_addr, port);
     }
     memset(&ss, 0, sizeof(ss));
     if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
@@ -75,6 +79,7 @@ struct listener *listener_start(struct server *srv, struct event_base *base)
         return NULL;
     }
     l->srv = srv;
+    l->tls = tls;
     l->ev = evconnlistener_new_bind(base, on_accept, l,
                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                                         LEV_OPT_CLOSE_ON_EXEC,
@@ -85,7 +90,7 @@ struct listener *listener_start(struct server *srv, struct event_base *base)
         return NULL;
     }
     evconnlistener_set_error_cb(l->ev, on_accept_error);
-    snprintf(srv->listen_desc, sizeof(srv->listen_desc), "%s", addr);
+    snprintf(desc, ndesc, "%s", addr);
     return l;
 }
 

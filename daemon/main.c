@@ -8,16 +8,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "daemon/auth.h"
 #include "daemon/listener.h"
 #include "daemon/lockfile.h"
 #include "daemon/log.h"
 #include "daemon/options.h"
 #include "daemon/server.h"
+#include "daemon/tls.h"
 #include "daemon/worker.h"
 #include "replication/repl.h"
 #include "storage/store.h"
@@ -63,13 +66,37 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(base);
 }
 
+/* A password file others can read invites offline guessing: say so, but run. */
+static void warn_if_world_accessible(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0 && (sb.st_mode & S_IRWXO) != 0) {
+        log_warn("--auth-file %s is accessible to every user (mode %04o): chmod 600 it", path,
+                 (unsigned)(sb.st_mode & 07777));
+    }
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
+    struct server *srv = arg;
     (void)sig;
     (void)what;
-    (void)arg;
     log_reopen();
     log_info("SIGHUP: log file reopened");
+    if (srv->tls != NULL) {
+        tls_server_reload(srv->tls);
+    }
+    if (srv->auth != NULL) {
+        char err[512];
+        if (auth_reload(srv->auth, srv->settings.auth_file, err, sizeof(err)) != 0) {
+            log_error("SIGHUP: keeping the users loaded before: cannot reload --auth-file: %s",
+                      err);
+        } else {
+            warn_if_world_accessible(srv->settings.auth_file);
+            log_warn("SIGHUP: reloaded %zu users from %s", auth_user_count(srv->auth),
+                     srv->settings.auth_file);
+        }
+    }
 }
 
 static int drop_privileges(const char *user)
@@ -108,6 +135,7 @@ int main(int argc, char **argv)
     int lock_fd = -1;
     struct event_base *base = NULL;
     struct listener *listener = NULL;
+    struct listener *tls_listener = NULL;
     struct event *ev_term = NULL;
     struct event *ev_int = NULL;
     struct event *ev_hup = NULL;
@@ -123,17 +151,32 @@ int main(int argc, char **argv)
         fprintf(stderr, "mcstore: cannot open log file %s: %s\n", s->log_file, strerror(errno));
         return EXIT_FAILURE;
     }
+    if (s->auth_file != NULL) {
+        /* before -d and -u: errors reach the terminal, and a root-only file can be read */
+        char err[512];
+        srv.auth = auth_load(s->auth_file, err, sizeof(err));
+        if (srv.auth == NULL) {
+            log_error("cannot use --auth-file: %s", err);
+            return EXIT_FAILURE;
+        }
+        warn_if_world_accessible(s->auth_file);
+        log_info("authentication on: %zu users from %s", auth_user_count(srv.auth),
+                 s->auth_file);
+    }
     signal(SIGPIPE, SIG_IGN);
     if (s->daemonize && daemon(1, s->log_file != NULL ? 0 : 1) != 0) {
         log_error("cannot daemonize: %s", strerror(errno));
+        auth_free(srv.auth);
         return EXIT_FAILURE;
     }
     if (s->user != NULL && drop_privileges(s->user) != 0) {
+        auth_free(srv.auth);
         return EXIT_FAILURE;
     }
     /* the lock must be taken by the process that stays (fcntl locks do not survive fork) */
     lock_fd = lockfile_acquire(s->home);
     if (lock_fd < 0) {
+        auth_free(srv.auth);
         return EXIT_FAILURE;
     }
     if (s->pid_file != NULL && write_pid_file(s->pid_file) != 0) {
@@ -141,6 +184,10 @@ int main(int argc, char **argv)
     }
     if (evthread_use_pthreads() != 0) {
         log_error("libevent has no pthreads support");
+        goto done;
+    }
+    /* before the store: a bad certificate should not wait for recovery to be reported */
+    if ((s->tls_main || s->tls_port != 0) && (srv.tls = tls_server_new(s)) == NULL) {
         goto done;
     }
 
@@ -174,20 +221,29 @@ int main(int argc, char **argv)
     if (base == NULL) {
         goto done;
     }
-    listener = listener_start(&srv, base);
+    listener = listener_start(&srv, base, s->port, s->tls_main, srv.listen_desc,
+                              sizeof(srv.listen_desc));
     if (listener == NULL) {
         goto done;
     }
+    if (s->tls_port != 0) {
+        tls_listener = listener_start(&srv, base, s->tls_port, true, srv.tls_listen_desc,
+                                      sizeof(srv.tls_listen_desc));
+        if (tls_listener == NULL) {
+            goto done;
+        }
+    }
     ev_term = evsignal_new(base, SIGTERM, on_stop_signal, base);
     ev_int = evsignal_new(base, SIGINT, on_stop_signal, base);
-    ev_hup = evsignal_new(base, SIGHUP, on_hup, NULL);
+    ev_hup = evsignal_new(base, SIGHUP, on_hup, &srv);
     if (ev_term == NULL || ev_int == NULL || ev_hup == NULL || evsignal_add(ev_term, NULL) != 0 ||
         evsignal_add(ev_int, NULL) != 0 || evsignal_add(ev_hup, NULL) != 0) {
         log_error("cannot install signal handlers");
         goto done;
     }
-    log_warn("mcstore %s listening on %s, data home %s, %d threads, durability %s",
-             PACKAGE_VERSION, srv.listen_desc, s->home, s->threads,
+    log_warn("mcstore %s listening on %s%s%s%s, data home %s, %d threads, durability %s",
+             PACKAGE_VERSION, srv.listen_desc, s->tls_main ? " (TLS)" : "",
+             s->tls_port != 0 ? " and TLS on " : "", srv.tls_listen_desc, s->home, s->threads,
              store_durability_name(s->durability));
     event_base_dispatch(base);
     rc = EXIT_SUCCESS;
@@ -195,9 +251,11 @@ int main(int argc, char **argv)
 done:
     /* stop accepting, let workers finish what they have, then close the store cleanly */
     listener_stop(listener);
+    listener_stop(tls_listener);
     if (srv.workers != NULL) {
         worker_stop_all(&srv);
     }
+    tls_server_free(srv.tls);
     if (srv.store != NULL) {
         store_close(srv.store);
         log_warn("data home %s closed cleanly", s->home);
@@ -221,5 +279,6 @@ done:
     if (lock_fd >= 0) {
         close(lock_fd);
     }
+    auth_free(srv.auth);
     return rc;
 }

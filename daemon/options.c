@@ -24,6 +24,13 @@ enum long_only {
     OPT_RECOVER_CATASTROPHIC,
     OPT_PAGE_SIZE,
     OPT_REPL,           /* every --repl-* option: replication/repl_config.c parses them */
+    OPT_TLS_PORT,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CA,
+    OPT_TLS_VERIFY,
+    OPT_TLS_HANDSHAKE_TIMEOUT,
+    OPT_AUTH_FILE,
 };
 
 static const struct option long_options[] = {
@@ -58,6 +65,15 @@ static const struct option long_options[] = {
     {"repl-nsites", required_argument, NULL, OPT_REPL},
     {"repl-two-site", required_argument, NULL, OPT_REPL},
     {"repl-join", no_argument, NULL, OPT_REPL},
+    {"enable-tls", no_argument, NULL, 'Z'},
+    {"enable-ssl", no_argument, NULL, 'Z'},     /* memcached's name for -Z */
+    {"tls-port", required_argument, NULL, OPT_TLS_PORT},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-verify", required_argument, NULL, OPT_TLS_VERIFY},
+    {"tls-handshake-timeout", required_argument, NULL, OPT_TLS_HANDSHAKE_TIMEOUT},
+    {"auth-file", required_argument, NULL, OPT_AUTH_FILE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -83,6 +99,45 @@ void options_defaults(struct settings *s)
     s->checkpoint_kb = 64 * 1024;
     s->page_size = 16 * 1024;
     repl_config_defaults(&s->repl);
+    s->tls_handshake_timeout = 10;
+}
+
+const char *options_tls_verify_name(enum options_tls_verify v)
+{
+    switch (v) {
+    case OPT_TLS_VERIFY_OPTIONAL:
+        return "optional";
+    case OPT_TLS_VERIFY_REQUIRED:
+        return "required";
+    default:
+        return "none";
+    }
+}
+
+/* The TLS options make sense only together; say which one is missing or stray. */
+static int check_tls(const struct settings *s)
+{
+    const char *err = NULL;
+    bool tls = s->tls_main || s->tls_port != 0;
+
+    if (s->tls_main && s->tls_port != 0) {
+        err = "-Z makes the -p port speak TLS, --tls-port adds a TLS port beside a plain one: "
+              "use one of them";
+    } else if (tls && s->tls_cert == NULL) {
+        err = "TLS needs a certificate: --tls-cert (and --tls-key if the key is apart)";
+    } else if (!tls && (s->tls_cert != NULL || s->tls_key != NULL || s->tls_ca != NULL ||
+                        s->tls_verify != OPT_TLS_VERIFY_NONE)) {
+        err = "TLS options given without a TLS port: add --tls-port or -Z";
+    } else if (s->tls_verify != OPT_TLS_VERIFY_NONE && s->tls_ca == NULL) {
+        err = "--tls-verify optional|required checks client certificates against --tls-ca";
+    } else if (s->tls_port != 0 && s->tls_port == s->port) {
+        err = "--tls-port must differ from -p (or use -Z to make -p speak TLS)";
+    }
+    if (err != NULL) {
+        fprintf(stderr, "mcstore: %s\n", err);
+        return -1;
+    }
+    return 0;
 }
 
 bool options_parse_size(const char *text, size_t *out)
@@ -152,6 +207,9 @@ void options_usage(const struct settings *d)
            "                           values on their page (default: %zuk)\n"
            "    --sweep-interval-ms=MS expiry sweeper period (default: %d)\n"
            "    --log-file=FILE        log to FILE instead of stderr; SIGHUP reopens it\n"
+           "    --auth-file=FILE       require authentication (binary SASL PLAIN, memcached's\n"
+           "                           text auth) against FILE's PBKDF2 hashes, made with\n"
+           "                           mcstore-admin passwd; SIGHUP reloads it\n"
            "replication (doc/replication.md; off unless -R is given):\n"
            "-R, --repl-listen=ADDR     this member's replication address, host:port (plain\n"
            "                           TCP: keep it on a private network)\n"
@@ -177,6 +235,18 @@ void options_usage(const struct settings *d)
            d->max_output / (1024 * 1024), d->checkpoint_sec, d->checkpoint_kb, d->page_size / 1024, d->sweep_interval_ms,
            repl_mode_name(d->repl.mode), d->repl.priority, repl_ack_name(d->repl.ack),
            d->repl.ack_timeout_ms, repl_two_site_name(d->repl.two_site));
+    printf("\nTLS (1.2 and newer):\n"
+           "-Z, --enable-tls           the -p port speaks TLS only (memcached's -Z)\n"
+           "    --tls-port=NUM         also listen on NUM for TLS; -p stays plain\n"
+           "    --tls-cert=FILE        certificate chain, PEM (server certificate first)\n"
+           "    --tls-key=FILE         private key, PEM, no passphrase (default: in --tls-cert)\n"
+           "    --tls-ca=FILE          CA certificates (PEM) client certificates must chain to\n"
+           "    --tls-verify=MODE      client certificates: none (not asked for), optional\n"
+           "                           (checked if sent), required (default: %s)\n"
+           "    --tls-handshake-timeout=SEC  close a connection whose handshake is not done in\n"
+           "                           SEC seconds (default: %d)\n"
+           "SIGHUP reloads the certificate, key and CA files.\n",
+           options_tls_verify_name(d->tls_verify), d->tls_handshake_timeout);
 }
 
 static int bad(const char *opt, const char *value)
@@ -194,7 +264,7 @@ int options_parse(struct settings *s, int argc, char **argv)
     const char *why;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:l:c:t:du:P:vI:H:m:NhVR:O:MS", long_options,
+    while ((c = getopt_long(argc, argv, "p:l:c:t:du:P:vI:H:m:NZhVR:O:MS", long_options,
                             &opt_index)) != -1) {
         switch (c) {
         case 'p':
@@ -293,6 +363,9 @@ int options_parse(struct settings *s, int argc, char **argv)
         case OPT_RECOVER_CATASTROPHIC:
             s->recover_catastrophic = true;
             break;
+        case OPT_AUTH_FILE:
+            s->auth_file = optarg;
+            break;
         case OPT_PAGE_SIZE:
             /* Berkeley DB takes powers of two from 512 bytes to 64 KiB */
             if (!options_parse_size(optarg, &s->page_size) || s->page_size < 512 ||
@@ -317,6 +390,39 @@ int options_parse(struct settings *s, int argc, char **argv)
             }
             break;
         }
+        case 'Z':
+            s->tls_main = true;
+            break;
+        case OPT_TLS_PORT:
+            if (!parse_int(optarg, 1, 65535, &s->tls_port)) {
+                return bad("--tls-port", optarg);
+            }
+            break;
+        case OPT_TLS_CERT:
+            s->tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            s->tls_key = optarg;
+            break;
+        case OPT_TLS_CA:
+            s->tls_ca = optarg;
+            break;
+        case OPT_TLS_VERIFY:
+            if (strcmp(optarg, "none") == 0) {
+                s->tls_verify = OPT_TLS_VERIFY_NONE;
+            } else if (strcmp(optarg, "optional") == 0) {
+                s->tls_verify = OPT_TLS_VERIFY_OPTIONAL;
+            } else if (strcmp(optarg, "required") == 0) {
+                s->tls_verify = OPT_TLS_VERIFY_REQUIRED;
+            } else {
+                return bad("--tls-verify (none, optional or required)", optarg);
+            }
+            break;
+        case OPT_TLS_HANDSHAKE_TIMEOUT:
+            if (!parse_int(optarg, 1, 3600, &s->tls_handshake_timeout)) {
+                return bad("--tls-handshake-timeout (1 to 3600)", optarg);
+            }
+            break;
         case 'h':
             options_usage(&defaults);
             return 1;
@@ -336,5 +442,5 @@ int options_parse(struct settings *s, int argc, char **argv)
         fprintf(stderr, "mcstore: %s (see mcstore -h)\n", why);
         return -1;
     }
-    return 0;
+    return check_tls(s);
 }

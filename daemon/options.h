@@ -9,6 +9,13 @@
 #include "replication/repl.h"
 #include "storage/store.h"
 
+/* --tls-verify: whether TLS clients must present a certificate signed by --tls-ca. */
+enum options_tls_verify {
+    OPT_TLS_VERIFY_NONE,        /* not asked for (memcached's ssl_verify_mode 0) */
+    OPT_TLS_VERIFY_OPTIONAL,    /* asked for, checked if sent (1, "Request") */
+    OPT_TLS_VERIFY_REQUIRED,    /* a handshake without a valid one fails (2, "Require") */
+};
+
 struct settings {
     int port;                   /* -p --port (21201, MemcacheDB's) */
     const char *listen_addr;    /* -l --listen (127.0.0.1) */
@@ -34,6 +41,14 @@ struct settings {
     bool recover_catastrophic;  /* --recover-catastrophic: DB_RECOVER_FATAL at start */
     size_t page_size;           /* --page-size: items.db page size for a new data home */
     struct repl_config repl;    /* -R -O -M -S and --repl-*: replication (doc/replication.md) */
+    bool tls_main;              /* -Z --enable-tls: the -p port speaks TLS (memcached's -Z) */
+    int tls_port;               /* --tls-port: a TLS port beside the plain one (0 = none) */
+    const char *tls_cert;       /* --tls-cert: certificate chain, PEM */
+    const char *tls_key;        /* --tls-key: private key, PEM (default: in --tls-cert) */
+    const char *tls_ca;         /* --tls-ca: CAs that client certificates must come from */
+    enum options_tls_verify tls_verify; /* --tls-verify none|optional|required (none) */
+    int tls_handshake_timeout;  /* --tls-handshake-timeout SEC: close unfinished handshakes */
+    const char *auth_file;      /* --auth-file: users' PBKDF2 hashes; clients must log in */
 };
 
 /* Fills s with the defaults. */
@@ -47,6 +62,9 @@ int options_parse(struct settings *s, int argc, char **argv);
 
 /* Prints the usage with every option and its default. */
 void options_usage(const struct settings *defaults);
+
+/* "none", "optional" or "required". */
+const char *options_tls_verify_name(enum options_tls_verify v);
 
 /* Parses "1048576", "1024k" or "1m" into bytes; false when malformed. */
 bool options_parse_size(const char *text, size_t *out);

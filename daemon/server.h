@@ -9,8 +9,10 @@
 #include "daemon/stats.h"
 #include "storage/store.h"
 
+struct auth_db;
 struct worker;
 struct repl;
+struct tls_server;
 
 struct server {
     struct settings settings;
@@ -21,6 +23,9 @@ struct server {
     struct conn_stats conns;
     time_t started;
     char listen_desc[300];      /* "127.0.0.1:21201" for stats conns */
+    char tls_listen_desc[300];  /* the --tls-port listener's, or "" */
+    struct tls_server *tls;     /* certificates and counters when TLS is on, else NULL */
+    struct auth_db *auth;       /* --auth-file's users; NULL = authentication off */
 };
 
 #endif

@@ -30,6 +30,8 @@ struct thread_stats {
     _Atomic uint64_t bytes_written;
     _Atomic uint64_t conn_yields;
     _Atomic uint64_t rget_cmds;
+    _Atomic uint64_t auth_cmds;     /* credentials checked (text auth or binary SASL) */
+    _Atomic uint64_t auth_errors;   /* ... that were wrong */
 };
 
 #define STAT_INC(ts, field) atomic_fetch_add_explicit(&(ts)->field, 1, memory_order_relaxed)

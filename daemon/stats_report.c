@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "daemon/conn.h"
+#include "daemon/tls.h"
 #include "daemon/worker.h"
 #include "replication/repl.h"
 #include "storage/fault.h"
@@ -86,13 +87,21 @@ static void stats_general(struct server *srv, const struct emitter *o)
     stat_line(o, "touch_misses", "%" PRIu64, U64(t.touch_misses));
     stat_line(o, "store_too_large", "%" PRIu64, U64(t.store_too_large));
     stat_line(o, "store_errors", "%" PRIu64, U64(t.store_errors));
-    stat_line(o, "auth_cmds", "%d", 0);
-    stat_line(o, "auth_errors", "%d", 0);
+    stat_line(o, "auth_cmds", "%" PRIu64, U64(t.auth_cmds));
+    stat_line(o, "auth_errors", "%" PRIu64, U64(t.auth_errors));
     stat_line(o, "bytes_read", "%" PRIu64, U64(t.bytes_read));
     stat_line(o, "bytes_written", "%" PRIu64, U64(t.bytes_written));
     stat_line(o, "limit_maxbytes", "%zu", srv->settings.cache_mb * 1024 * 1024);
     stat_line(o, "threads", "%d", srv->nworkers);
     stat_line(o, "conn_yields", "%" PRIu64, U64(t.conn_yields));
+    if (srv->tls != NULL) {
+        struct tls_stats ts;
+        tls_server_stats(srv->tls, &ts);
+        stat_line(o, "ssl_handshake_errors", "%" PRIu64, ts.handshake_errors);
+        stat_line(o, "time_since_server_cert_refresh", "%ld", (long)(now - ts.cert_loaded));
+        stat_line(o, "ssl_handshakes", "%" PRIu64, ts.handshakes);
+        stat_line(o, "ssl_handshake_timeouts", "%" PRIu64, ts.handshake_timeouts);
+    }
     stat_line(o, "bytes", "%" PRIu64, store_item_bytes(srv->store));
     stat_line(o, "curr_items", "%" PRIu64, store_item_count(srv->store));
     stat_line(o, "total_items", "%" PRIu64, store_total_items(srv->store));
@@ -115,6 +124,9 @@ static void stats_settings(struct server *srv, const struct emitter *o)
     stat_line(o, "evictions", "%s", "off");
     stat_line(o, "cas_enabled", "%s", "yes");
     stat_line(o, "flush_enabled", "%s", "yes");
+    /* memcached's names; one --auth-file serves binary SASL PLAIN and text auth alike */
+    stat_line(o, "auth_enabled_sasl", "%s", srv->auth != NULL ? "yes" : "no");
+    stat_line(o, "auth_enabled_ascii", "%s", srv->auth != NULL ? "yes" : "no");
     stat_line(o, "data_home", "%s", s->home);
     stat_line(o, "cache_mb", "%zu", s->cache_mb);
     stat_line(o, "checkpoint_sec", "%d", s->checkpoint_sec);
@@ -126,6 +138,15 @@ static void stats_settings(struct server *srv, const struct emitter *o)
     stat_line(o, "page_size", "%zu", s->page_size);
     stat_line(o, "log_archive", "%s", s->log_archive != NULL ? s->log_archive : "(remove)");
     stat_line(o, "test_hooks", "%s", store_fault_available() ? "yes" : "no");
+    /* memcached's names and values (ssl_verify_mode 0 none, 1 request, 2 require) */
+    stat_line(o, "ssl_enabled", "%s", srv->tls != NULL ? "yes" : "no");
+    stat_line(o, "ssl_chain_cert", "%s", s->tls_cert != NULL ? s->tls_cert : "NULL");
+    stat_line(o, "ssl_key", "%s", s->tls_key != NULL ? s->tls_key : "NULL");
+    stat_line(o, "ssl_verify_mode", "%d", (int)s->tls_verify);
+    stat_line(o, "ssl_ca_cert", "%s", s->tls_ca != NULL ? s->tls_ca : "NULL");
+    stat_line(o, "ssl_min_version", "%s", "tlsv1.2");
+    stat_line(o, "tls_port", "%d", s->tls_port);
+    stat_line(o, "tls_handshake_timeout", "%d", s->tls_handshake_timeout);
 }
 
 static void stats_conns(struct server *srv, const struct emitter *o)
@@ -134,14 +155,23 @@ static void stats_conns(struct server *srv, const struct emitter *o)
     char name[64];
     stat_line(o, "listen:addr", "tcp:%s", srv->listen_desc);
     stat_line(o, "listen:state", "%s", "conn_listening");
+    if (srv->tls_listen_desc[0] != '\0') {
+        stat_line(o, "listen_tls:addr", "tcp:%s", srv->tls_listen_desc);
+        stat_line(o, "listen_tls:state", "%s", "conn_listening");
+    }
     for (int i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
         pthread_mutex_lock(&w->lock);
         for (struct conn *x = w->conns; x != NULL; x = x->next) {
             snprintf(name, sizeof(name), "%d:addr", x->fd);
             stat_line(o, name, "tcp:%s", x->peer);
+            bool tls = strcmp(x->io->name, "tls") == 0;
             snprintf(name, sizeof(name), "%d:listen_addr", x->fd);
-            stat_line(o, name, "tcp:%s", srv->listen_desc);
+            stat_line(o, name, "tcp:%s",
+                      tls && srv->tls_listen_desc[0] != '\0' ? srv->tls_listen_desc
+                                                              : srv->listen_desc);
+            snprintf(name, sizeof(name), "%d:transport", x->fd);
+            stat_line(o, name, "%s", x->io->name);
             snprintf(name, sizeof(name), "%d:state", x->fd);
             stat_line(o, name, "%s", conn_state_name(atomic_load(&x->state)));
             snprintf(name, sizeof(name), "%d:secs_since_last_cmd", x->fd);

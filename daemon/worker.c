@@ -13,6 +13,7 @@
 
 #include "daemon/conn.h"
 #include "daemon/log.h"
+#include "daemon/tls.h"
 
 /* How long shutdown waits for clients to take their last replies. */
 #define DRAIN_SECONDS 5
@@ -182,9 +183,11 @@ static void worker_on_notify(evutil_socket_t fd, short what, void *arg)
         pthread_mutex_lock(&w->lock);
         bool stopping = w->stopping;
         int cfd = -1;
+        bool tls = false;
         if (w->qlen > 0) {
-            cfd = w->queue[0];
-            memmove(w->queue, w->queue + 1, (w->qlen - 1) * sizeof(int));
+            cfd = w->queue[0].fd;
+            tls = w->queue[0].tls;
+            memmove(w->queue, w->queue + 1, (w->qlen - 1) * sizeof(w->queue[0]));
             w->qlen--;
         }
         pthread_mutex_unlock(&w->lock);
@@ -201,7 +204,10 @@ static void worker_on_notify(evutil_socket_t fd, short what, void *arg)
         }
         char peer[64];
         peer_name(cfd, peer, sizeof(peer));
-        conn_new(w, cfd, peer);
+        struct conn *c = conn_new(w, cfd, peer);
+        if (c != NULL && tls && tls_conn_attach(w->srv->tls, c) != 0) {
+            conn_close(c);
+        }
     }
 }
 
@@ -246,7 +252,7 @@ int worker_start_all(struct server *srv)
     return 0;
 }
 
-void worker_dispatch_fd(struct server *srv, int fd)
+void worker_dispatch_fd(struct server *srv, int fd, bool tls)
 {
     static _Atomic unsigned next;
     struct worker *w = &srv->workers[atomic_fetch_add(&next, 1) % (unsigned)srv->nworkers];
@@ -254,7 +260,7 @@ void worker_dispatch_fd(struct server *srv, int fd)
     pthread_mutex_lock(&w->lock);
     if (w->qlen == w->qcap) {
         size_t cap = w->qcap == 0 ? 64 : w->qcap * 2;
-        int *q = realloc(w->queue, cap * sizeof(int));
+        struct worker_new_conn *q = realloc(w->queue, cap * sizeof(*q));
         if (q == NULL) {
             pthread_mutex_unlock(&w->lock);
             log_error("out of memory queueing a connection");
@@ -265,7 +271,7 @@ void worker_dispatch_fd(struct server *srv, int fd)
         w->queue = q;
         w->qcap = cap;
     }
-    w->queue[w->qlen++] = fd;
+    w->queue[w->qlen++] = (struct worker_new_conn){fd, tls};
     pthread_mutex_unlock(&w->lock);
     event_active(w->notify, EV_READ, 0);
 }

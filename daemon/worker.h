@@ -13,6 +13,12 @@
 
 struct conn;
 
+/* An accepted socket on its way to a worker, and whether it speaks TLS. */
+struct worker_new_conn {
+    int fd;
+    bool tls;
+};
+
 struct worker {
     int id;
     struct server *srv;
@@ -21,7 +27,7 @@ struct worker {
     struct event *notify;       /* made active by other threads: new fds or stop */
 
     pthread_mutex_t lock;       /* guards queue, stopping and the conns list */
-    int *queue;
+    struct worker_new_conn *queue;
     size_t qlen;
     size_t qcap;
     bool stopping;
@@ -39,8 +45,8 @@ struct worker {
 /* Creates srv->nworkers workers and starts their threads. Returns 0 or -1. */
 int worker_start_all(struct server *srv);
 
-/* Hands an accepted socket to the next worker (round robin). Thread safe. */
-void worker_dispatch_fd(struct server *srv, int fd);
+/* Hands an accepted socket to the next worker (round robin); tls: it speaks TLS. Thread safe. */
+void worker_dispatch_fd(struct server *srv, int fd, bool tls);
 
 /* Asks every worker to finish the requests it has, flush replies, close its connections and
  * exit; joins the threads and frees them. Called once, from the main thread. */

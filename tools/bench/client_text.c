@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "protocol/text.h"
+#include "tools/bench/client_line.h"
 
 static size_t put(char *out, const char *s, size_t n)
 {
@@ -47,60 +48,6 @@ size_t client_text_store(char *out, enum client_op op, const char *key, size_t n
     return n;
 }
 
-/* The line at buf: its length without "\r\n" in *linelen, or false when no whole line yet. */
-static bool find_line(const char *buf, size_t len, size_t *linelen, bool *toolong, bool *bare_lf)
-{
-    size_t scan = len < CLIENT_LINE_MAX ? len : CLIENT_LINE_MAX;
-    const char *nl = memchr(buf, '\n', scan);
-
-    *toolong = false;
-    *bare_lf = false;
-    if (nl == NULL) {
-        *toolong = len >= CLIENT_LINE_MAX;
-        return false;
-    }
-    if (nl == buf || nl[-1] != '\r') {
-        *bare_lf = true;
-        return false;
-    }
-    *linelen = (size_t)(nl - buf) - 1;
-    return true;
-}
-
-static bool line_is(const char *line, size_t n, const char *word)
-{
-    size_t w = strlen(word);
-    return n == w && memcmp(line, word, w) == 0;
-}
-
-static bool line_starts(const char *line, size_t n, const char *prefix)
-{
-    size_t w = strlen(prefix);
-    return n >= w && memcmp(line, prefix, w) == 0;
-}
-
-/* An unsigned decimal field at *p (up to end), moving *p past it; false if none or overflow. */
-static bool dec_field(const char **p, const char *end, uint64_t max, uint64_t *out)
-{
-    uint64_t v = 0;
-    const char *s = *p;
-
-    if (s >= end || *s < '0' || *s > '9') {
-        return false;
-    }
-    while (s < end && *s >= '0' && *s <= '9') {
-        uint64_t d = (uint64_t)(*s - '0');
-        if (v > (max - d) / 10) {
-            return false;
-        }
-        v = v * 10 + d;
-        s++;
-    }
-    *p = s;
-    *out = v;
-    return true;
-}
-
 static enum client_parse bad(struct client_reply *r, const char *why)
 {
     r->why = why;
@@ -117,19 +64,13 @@ static enum client_parse done(struct client_reply *r, enum client_outcome o, siz
 /* Error lines any command may get. Returns true (and fills r) if the line is one. */
 static bool error_line(const char *line, size_t n, size_t consumed, struct client_reply *r)
 {
-    if (line_is(line, n, "ERROR")) {
-        done(r, CLIENT_ERROR_REPLY, consumed);
-        return true;
+    enum client_outcome o;
+
+    if (!client_line_error(line, n, &o)) {
+        return false;
     }
-    if (line_starts(line, n, "CLIENT_ERROR")) {
-        done(r, CLIENT_CLIENT_ERROR, consumed);
-        return true;
-    }
-    if (line_starts(line, n, "SERVER_ERROR")) {
-        done(r, CLIENT_SERVER_ERROR, consumed);
-        return true;
-    }
-    return false;
+    done(r, o, consumed);
+    return true;
 }
 
 static enum client_parse parse_get(size_t len, const char *line, size_t n, const char *key,
@@ -138,13 +79,13 @@ static enum client_parse parse_get(size_t len, const char *line, size_t n, const
     const char *p, *end = line + n;
     uint64_t flags, bytes, cas;
 
-    if (line_is(line, n, "END")) {
+    if (client_line_is(line, n, "END")) {
         return done(r, CLIENT_MISS, n + 2);
     }
     if (error_line(line, n, n + 2, r)) {
         return CLIENT_DONE;
     }
-    if (!line_starts(line, n, "VALUE ")) {
+    if (!client_line_starts(line, n, "VALUE ")) {
         return bad(r, "expected VALUE or END after a get");
     }
     /* VALUE <key> <flags> <bytes>[ <cas>] */
@@ -153,12 +94,12 @@ static enum client_parse parse_get(size_t len, const char *line, size_t n, const
         return bad(r, "VALUE for a key that was not asked for");
     }
     p += nkey + 1;
-    if (!dec_field(&p, end, UINT32_MAX, &flags) || p >= end || *p++ != ' '
-        || !dec_field(&p, end, CLIENT_VALUE_MAX, &bytes)) {
+    if (!client_dec_field(&p, end, UINT32_MAX, &flags) || p >= end || *p++ != ' '
+        || !client_dec_field(&p, end, CLIENT_VALUE_MAX, &bytes)) {
         return bad(r, "malformed VALUE line");
     }
     if (p < end) {
-        if (*p++ != ' ' || !dec_field(&p, end, UINT64_MAX, &cas) || p != end) {
+        if (*p++ != ' ' || !client_dec_field(&p, end, UINT64_MAX, &cas) || p != end) {
             return bad(r, "malformed VALUE line");
         }
     }
@@ -181,34 +122,34 @@ static enum client_parse parse_get(size_t len, const char *line, size_t n, const
 enum client_parse client_text_parse(const char *buf, size_t len, enum client_op op,
                                     const char *key, size_t nkey, struct client_reply *r)
 {
-    size_t n;
-    bool toolong, bare_lf;
+    size_t n = 0;
 
     r->need = 0;
     r->why = NULL;
     r->value_len = 0;
-    if (!find_line(buf, len, &n, &toolong, &bare_lf)) {
-        if (bare_lf) {
-            return bad(r, "reply line not ended by \\r\\n");
-        }
-        if (toolong) {
-            return bad(r, "reply line too long");
-        }
+    switch (client_line_find(buf, len, &n)) {
+    case CLIENT_LINE_OK:
+        break;
+    case CLIENT_LINE_PARTIAL:
         return CLIENT_NEED_MORE;
+    case CLIENT_LINE_TOO_LONG:
+        return bad(r, "reply line too long");
+    case CLIENT_LINE_BARE_LF:
+        return bad(r, "reply line not ended by \\r\\n");
     }
     if (op == CLIENT_GET) {
         return parse_get(len, buf, n, key, nkey, r);
     }
-    if (line_is(buf, n, "STORED")) {
+    if (client_line_is(buf, n, "STORED")) {
         return done(r, CLIENT_STORED, n + 2);
     }
-    if (line_is(buf, n, "NOT_STORED")) {
+    if (client_line_is(buf, n, "NOT_STORED")) {
         return done(r, CLIENT_NOT_STORED, n + 2);
     }
-    if (line_is(buf, n, "EXISTS")) {
+    if (client_line_is(buf, n, "EXISTS")) {
         return done(r, CLIENT_EXISTS, n + 2);
     }
-    if (line_is(buf, n, "NOT_FOUND")) {
+    if (client_line_is(buf, n, "NOT_FOUND")) {
         return done(r, CLIENT_NOT_FOUND, n + 2);
     }
     if (error_line(buf, n, n + 2, r)) {

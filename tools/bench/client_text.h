@@ -1,4 +1,4 @@
-/* The client side of memcached's text protocol: request lines out, replies parsed back. */
+/* memcached's text protocol, client side; its request and outcome types serve every client. */
 #ifndef MCSTORE_TOOLS_BENCH_CLIENT_TEXT_H
 #define MCSTORE_TOOLS_BENCH_CLIENT_TEXT_H
 
@@ -48,8 +48,9 @@ struct client_reply {
 /* Largest value a get reply may announce before it is treated as garbage. */
 #define CLIENT_VALUE_MAX ((size_t)1 << 30)
 
-/* Bytes a request line needs at most, for a key of nkey bytes. */
-#define CLIENT_LINE_SPACE(nkey) ((nkey) + 64)
+/* Bytes the head of a request (a text or meta line, or a binary header with its extras and
+ * key) needs at most, for a key of nkey bytes, whatever its numbers. */
+#define CLIENT_LINE_SPACE(nkey) ((nkey) + 96)
 
 /* Writes "get <key>\r\n" into out (CLIENT_LINE_SPACE(nkey) bytes); returns its length. */
 size_t client_text_get(char *out, const char *key, size_t nkey);

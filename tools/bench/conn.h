@@ -14,6 +14,7 @@ struct event;
 /* A request sent and not yet answered. */
 struct bench_pending {
     uint64_t sent_ns;
+    uint32_t opaque;            /* binary and meta: the number its reply must echo */
     struct bench_op op;
 };
 
@@ -21,6 +22,8 @@ struct bench_conn {
     struct bench_worker *w;
     unsigned server;            /* index of its server in the options */
     unsigned depth;             /* most requests in flight (the pipeline depth) */
+    enum bench_protocol proto;  /* how requests are written and replies parsed */
+    uint32_t seq;               /* opaque of the next request (binary, meta) */
     int fd;                     /* -1 while down */
     struct event *ev_read, *ev_write, *ev_retry;
     bool dirty;                 /* output waiting for bench_conn_flush */

@@ -188,11 +188,6 @@ int main(int argc, char **argv)
     case BENCH_OPTS_RUN:
         break;
     }
-    if (o.protocol != BENCH_PROTO_TEXT) {
-        fprintf(stderr, "mcstore-bench: --protocol %s is not supported yet: only the text "
-                "protocol is implemented (use --protocol text)\n", bench_protocol_name(o.protocol));
-        return 2;
-    }
     if (o.route) {
         return route_keys(&o);
     }

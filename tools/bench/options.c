@@ -77,7 +77,7 @@ void bench_opts_usage(FILE *f)
 "-t, --threads=N              threads, one libevent loop each (default: 2)\n"
 "-c, --connections=N          connections per thread to each server (default: 25)\n"
 "-P, --pipeline=N             requests in flight per connection (default: 1)\n"
-"    --protocol=P             text (binary and meta: not supported yet) (default: text)\n"
+"    --protocol=P             text, binary or meta (mg/ms) (default: text)\n"
 "\n"
 "Load\n"
 "-r, --ratio=SET:GET          sets to gets, e.g. 1:10, 1:0 write-only, 0:1 read-only\n"
@@ -120,7 +120,7 @@ void bench_opts_usage(FILE *f)
 "\n"
 "Latency runs from queueing a request to parsing its reply, in a closed loop (no\n"
 "coordinated-omission correction). Exit status: 0 run completed (errors are reported),\n"
-"1 a server unreachable, 2 bad usage or an unsupported protocol.\n", f);
+"1 a server unreachable, 2 bad usage.\n", f);
 }
 
 const char *bench_protocol_name(enum bench_protocol p)

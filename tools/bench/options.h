@@ -12,9 +12,9 @@
 #define BENCH_PREFIX_MAX 200        /* leaves room for the numbers in a 250-byte key */
 
 enum bench_protocol {
-    BENCH_PROTO_TEXT,
-    BENCH_PROTO_BINARY,     /* accepted on the command line, refused at start: not yet built */
-    BENCH_PROTO_META,       /* same */
+    BENCH_PROTO_TEXT,       /* get, set, add, append */
+    BENCH_PROTO_BINARY,     /* GETK, SET, ADD, APPEND; opaque = a per-connection sequence */
+    BENCH_PROTO_META,       /* mg (v k O), ms (modes E for add, A for append; O) */
 };
 
 enum bench_pattern {
