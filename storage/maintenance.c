@@ -159,7 +159,9 @@ void store_maintenance_tick(struct store *st, time_t now, time_t *last_checkpoin
     bool by_time = st->cfg.checkpoint_sec > 0 && now - *last_checkpoint >= st->cfg.checkpoint_sec;
     bool by_size = st->cfg.checkpoint_kb > 0 &&
                    log_since_checkpoint(st) >= (uint64_t)st->cfg.checkpoint_kb * 1024;
-    if (by_time || by_size) {
+    /* a slave checkpoints when it applies its master's checkpoint records */
+    bool slave = st->cfg.repl != NULL && !repl_is_master(st->cfg.repl);
+    if ((by_time || by_size) && !slave) {
         store_checkpoint(st);
         *last_checkpoint = now;
     }
