@@ -214,8 +214,18 @@ static bool conn_end_batch(struct conn *c)
     c->out = c->real_out;
     c->real_out = NULL;
     c->batch_buf = replies;
-    if (store_batch_end(c->w->srv->store) == 0) {
+    int ended = store_batch_end(c->w->srv->store);
+    if (ended == 0) {
         evbuffer_add_buffer(c->out, replies);
+        return true;
+    }
+    if (ended == STORE_BATCH_UNACKED) {
+        /* committed here but short of replication's acks: no reply may claim success, and
+         * running the batch again would apply it twice; the client sees the connection end */
+        log_warn("closing connection from %s: a pipelined batch missed the replication ack "
+                 "policy", c->peer);
+        evbuffer_drain(replies, evbuffer_get_length(replies));
+        c->close_now = true;
         return true;
     }
     evbuffer_drain(replies, evbuffer_get_length(replies));
@@ -477,6 +487,10 @@ out:
     if (!conn_end_batch(c)) {
         /* rolled back: run those commands again, one by one, on the next turn */
         event_active(c->rev, EV_READ, 0);
+    }
+    if (c->close_now) {
+        conn_close(c);
+        return false;
     }
     conn_maybe_shrink(c);
     if (draining && conn_get_state(c) != CONN_CLOSING) {

@@ -12,6 +12,7 @@
 #include "daemon/worker.h"
 #include "protocol/meta.h"
 #include "protocol/text.h"
+#include "replication/repl.h"
 
 /* A reply line: status code, up to 17 flags of at most 22 bytes, a base64 key, Z X W. */
 #define META_LINE_MAX 1024
@@ -525,8 +526,24 @@ static void do_me(struct conn *c, const struct proto_request *req)
     send_line(c, &l);
 }
 
+/* Replication: a slave answers ms/md/ma with where the master is, before storage is asked
+ * (never hidden by q: it is an error). */
+static bool refused(struct conn *c)
+{
+    char why[300];
+    if (repl_write_refusal(c->w->srv->repl, why, sizeof(why)) == NULL) {
+        return false;
+    }
+    evbuffer_add_printf(c->out, "SERVER_ERROR %s\r\n", why);
+    return true;
+}
+
 void dispatch_meta(struct conn *c, const struct proto_request *req)
 {
+    if ((req->cmd == PROTO_CMD_META_SET || req->cmd == PROTO_CMD_META_DELETE ||
+         req->cmd == PROTO_CMD_META_ARITH) && refused(c)) {
+        return;
+    }
     switch (req->cmd) {
     case PROTO_CMD_META_GET:
         do_mg(c, req);

@@ -16,6 +16,7 @@
 #include "daemon/conn.h"
 #include "daemon/tls.h"
 #include "daemon/worker.h"
+#include "replication/repl.h"
 #include "storage/fault.h"
 
 struct emitter {
@@ -196,6 +197,8 @@ enum stats_outcome stats_report(struct server *srv, const char *group, size_t ng
         store_stats(srv->store, fn, arg);
     } else if (IS("bdb")) {
         store_bdb_stats(srv->store, fn, arg);
+    } else if (IS("repl") || IS("rep")) {
+        repl_stats(srv->repl, fn, arg);
     } else if (IS("reset")) {
         for (int i = 0; i < srv->nworkers; i++) {
             stats_reset(&srv->workers[i].stats);

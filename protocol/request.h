@@ -43,6 +43,9 @@ enum proto_cmd {
     PROTO_CMD_META_ARITH,       /* ma */
     PROTO_CMD_META_NOOP,        /* mn */
     PROTO_CMD_META_DEBUG,       /* me */
+    PROTO_CMD_REP_ISMASTER,     /* MemcacheDB: is this member the replication master */
+    PROTO_CMD_REP_WHOISMASTER,  /* MemcacheDB: the master's address */
+    PROTO_CMD_REP_SET_PRIORITY, /* MemcacheDB: election priority (arg = the number) */
 };
 
 /* Room for a base64-decoded meta key: 250 encoded bytes decode to at most 187. */
@@ -75,7 +78,8 @@ struct proto_request {
     int64_t delay;              /* flush_all: seconds before the flush takes effect (0 = now) */
     uint32_t verbosity;         /* verbosity level */
 
-    const char *arg;            /* stats, debug_fault: the line after the command (may be empty) */
+    const char *arg;            /* stats, debug_fault, rep_set_priority: the line after the
+                                   command (may be empty) */
     size_t narg;
 
     const char *key2;           /* rget: end key */

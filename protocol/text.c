@@ -521,6 +521,14 @@ static void dispatch(const char *buf, size_t len, const char *line, size_t line_
         req->arg = ntokens > 2 ? tokens[1].value : line + line_len;
         req->narg = ntokens > 2 ? line_len - (size_t)(tokens[1].value - line) : 0;
         res->status = PROTO_REQUEST;
+    } else if (tok_eq(cmd, "rep_ismaster") || tok_eq(cmd, "rep_whoismaster")) {
+        req->cmd = cmd->length == 12 ? PROTO_CMD_REP_ISMASTER : PROTO_CMD_REP_WHOISMASTER;
+        res->status = PROTO_REQUEST;
+    } else if (tok_eq(cmd, "rep_set_priority")) {
+        req->cmd = PROTO_CMD_REP_SET_PRIORITY;
+        req->arg = ntokens > 2 ? tokens[1].value : line + line_len;
+        req->narg = ntokens > 2 ? line_len - (size_t)(tokens[1].value - line) : 0;
+        res->status = PROTO_REQUEST;
     } else if (tok_eq(cmd, "shutdown")) {
         res->status = PROTO_ERROR;
         res->error = "ERROR: shutdown not enabled";

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 struct store;   /* opaque: one Berkeley DB environment with its databases and threads */
+struct repl;    /* replication/repl.h */
 
 /* When an acknowledged write is safe (doc/storage.md). */
 enum store_durability {
@@ -28,6 +29,10 @@ struct store_config {
     uint32_t page_size;         /* items.db page size when it is created (0 = 16 KiB) */
     /* Receives Berkeley DB's and the store's messages: level 0 error, 1 warning, 2 info. */
     void (*log_fn)(int level, const char *msg);
+    /* Replication (doc/replication.md), or NULL. With it, writes run only while this member
+     * is the master (others get STORE_ERROR with the refusal as the reason), a commit that
+     * misses the ack policy is STORE_ERROR, and the expiry sweeper runs on the master only. */
+    struct repl *repl;
 };
 
 /* Outcomes of a command; storage failures are STORE_ERROR with store_error_reason(). */
@@ -176,9 +181,12 @@ int store_sync(struct store *st);
  * store_batch_begin() and store_batch_end() the calling thread's command functions above join
  * one transaction, and their results are provisional: store_batch_end() returns 0 when it
  * committed them all, or -1 when none was applied (a deadlock, an error in any of them) and
- * each must be run again on its own. Only get/gets/gat/gats, the storage commands, incr,
- * decr, delete, touch and the store_meta_* functions may run inside a batch.
+ * each must be run again on its own, or STORE_BATCH_UNACKED when the batch committed on this
+ * master but missed the replication ack policy: its replies must not be sent as successes
+ * (and running it again would apply it twice). Only get/gets/gat/gats, the storage commands,
+ * incr, decr, delete, touch and the store_meta_* functions may run inside a batch.
  */
+#define STORE_BATCH_UNACKED 1
 int store_batch_begin(struct store *st);
 int store_batch_end(struct store *st);
 

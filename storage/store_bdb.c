@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "protocol/text.h"
+#include "replication/repl_bdb.h"
 #include "storage/bdb_env.h"
 #include "storage/fault.h"
 
@@ -270,11 +271,16 @@ static enum store_status run_in_batch(struct store *st, op_fn fn, struct op *op)
 int store_batch_begin(struct store *st)
 {
     DB_TXN *txn;
-    if (atomic_load(&st->panicked) || tl_batch.txn != NULL) {
+    if (atomic_load(&st->panicked) || tl_batch.txn != NULL || !store_writable(st)) {
+        return -1;
+    }
+    /* held until store_batch_end: the batch's commands use the handles without entering */
+    if (bdb_handles_enter(st) != 0) {
         return -1;
     }
     int ret = BDB_CALL(st->env->txn_begin(st->env, NULL, &txn, 0));
     if (ret != 0) {
+        bdb_handles_leave(st);
         return -1;
     }
     memset(&tl_batch, 0, sizeof(tl_batch));
@@ -291,16 +297,20 @@ int store_batch_end(struct store *st)
     }
     if (tl_batch.failed) {
         txn->abort(txn);
+        bdb_handles_leave(st);
         atomic_fetch_add(&st->batches_failed, 1);
         return -1;
     }
     int fault = store_fault_next();
+    repl_clear_perm_failed();
     int ret = fault != 0 ? (txn->abort(txn), fault) : txn->commit(txn, 0);
+    bdb_handles_leave(st);
     if (ret != 0) {
         /* a failed commit applied nothing: the commands run again one by one */
         atomic_fetch_add(&st->batches_failed, 1);
         return -1;
     }
+    bool acked = store_commit_acked(st);
     struct op sum = {.count_delta = tl_batch.count_delta, .bytes_delta = tl_batch.bytes_delta,
                      .stored = tl_batch.stored};
     apply_counts(st, &sum);
@@ -309,19 +319,29 @@ int store_batch_end(struct store *st)
     }
     atomic_fetch_add(&st->batches, 1);
     atomic_fetch_add(&st->batched_writes, tl_batch.writes);
-    return 0;
+    return acked ? 0 : STORE_BATCH_UNACKED;
+}
+
+/* Set when the calling thread's last Berkeley DB call found the handles dead (replication):
+ * the caller reopens them outside bdb_handles_enter and tries again. */
+static _Thread_local bool tl_handles_dead;
+
+/* Replication: when a write lost its handles or the master role in flight, records why. */
+static void note_repl_error(struct store *st, int ret)
+{
+    if (st->cfg.repl == NULL) {
+        return;
+    }
+    if (ret == DB_REP_HANDLE_DEAD) {
+        tl_handles_dead = true;
+    } else if (ret == EACCES) {
+        store_writable(st); /* demoted since the check: say where the master is */
+    }
 }
 
 /* Runs fn in a transaction, retrying lost deadlocks a bounded number of times. */
-static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
+static enum store_status run_txn_entered(struct store *st, op_fn fn, struct op *op)
 {
-    if (atomic_load(&st->panicked)) {
-        store_set_error(DB_RUNRECOVERY);
-        return STORE_ERROR;
-    }
-    if (tl_batch.txn != NULL) {
-        return run_in_batch(st, fn, op);
-    }
     for (int attempt = 0;; attempt++) {
         DB_TXN *txn;
         op->count_delta = 0;
@@ -342,13 +362,15 @@ static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
         if (ret == 0) {
             /* an injected commit failure must still end the transaction */
             int fault = store_fault_next();
+            repl_clear_perm_failed();
             ret = fault != 0 ? (txn->abort(txn), fault) : txn->commit(txn, 0);
             if (ret == 0) {
                 apply_counts(st, op);
                 if (op->wrote && st->cfg.durability != STORE_DURABILITY_NONE) {
                     tl_unsynced++;
                 }
-                return op->status;
+                /* committed here, but a reply of success would promise more than happened */
+                return store_commit_acked(st) ? op->status : STORE_ERROR;
             }
             store_note_error(st, ret);
             store_log(st, 0, "commit: %s", db_strerror(ret));
@@ -360,10 +382,39 @@ static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
             continue;
         }
         store_note_error(st, ret);
-        if (!retryable(ret)) {
+        note_repl_error(st, ret);
+        if (!retryable(ret) && st->cfg.repl == NULL) {
             store_log(st, 0, "storage operation failed: %s", db_strerror(ret));
         }
         return STORE_ERROR;
+    }
+}
+
+/* Runs fn in its own transaction, or in the calling thread's batch. Replication: only on the
+ * master, and with handles that died in a rollback reopened. */
+static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
+{
+    if (atomic_load(&st->panicked)) {
+        store_set_error(DB_RUNRECOVERY);
+        return STORE_ERROR;
+    }
+    if (!store_writable(st)) {
+        return STORE_ERROR;
+    }
+    if (tl_batch.txn != NULL) {
+        return run_in_batch(st, fn, op);
+    }
+    for (int attempt = 0;; attempt++) {
+        if (bdb_handles_enter(st) != 0) {
+            return STORE_ERROR;
+        }
+        tl_handles_dead = false;
+        enum store_status s = run_txn_entered(st, fn, op);
+        bdb_handles_leave(st);
+        if (!tl_handles_dead || attempt >= 2) {
+            return s;
+        }
+        bdb_handles_dead(st);
     }
 }
 
@@ -585,6 +636,9 @@ static int op_get_touch(struct store *st, DB_TXN *txn, struct op *op)
     return 0;
 }
 
+static enum store_status get_entered(struct store *st, struct store_buf *buf, const char *key,
+                                     size_t nkey, struct store_item *item);
+
 enum store_status store_get(struct store *st, struct store_buf *buf, const char *key,
                             size_t nkey, bool touch, uint32_t exptime, struct store_item *item)
 {
@@ -592,6 +646,27 @@ enum store_status store_get(struct store *st, struct store_buf *buf, const char 
         struct op op = {.rd = buf, .key = key, .nkey = nkey, .exptime = exptime, .item = item};
         return run_txn(st, op_get_touch, &op);
     }
+    if (tl_batch.txn != NULL) {
+        return get_entered(st, buf, key, nkey, item);
+    }
+    for (int attempt = 0;; attempt++) {
+        if (bdb_handles_enter(st) != 0) {
+            return STORE_ERROR;
+        }
+        tl_handles_dead = false;
+        enum store_status s = get_entered(st, buf, key, nkey, item);
+        bdb_handles_leave(st);
+        if (!tl_handles_dead || attempt >= 2) {
+            return s;
+        }
+        bdb_handles_dead(st);
+    }
+}
+
+/* A plain read, inside bdb_handles_enter (or a batch). */
+static enum store_status get_entered(struct store *st, struct store_buf *buf, const char *key,
+                                     size_t nkey, struct store_item *item)
+{
     for (int attempt = 0;; attempt++) {
         size_t len;
         /* inside a batch the read must use its transaction: a read of our own uncommitted
@@ -610,7 +685,10 @@ enum store_status store_get(struct store *st, struct store_buf *buf, const char 
         }
         if (ret != 0) {
             store_note_error(st, ret);
-            store_log(st, 0, "get: %s", db_strerror(ret));
+            note_repl_error(st, ret);
+            if (st->cfg.repl == NULL || (ret != DB_REP_HANDLE_DEAD && ret != DB_REP_LOCKOUT)) {
+                store_log(st, 0, "get: %s", db_strerror(ret));
+            }
             return STORE_ERROR;
         }
         struct record_header h;
@@ -1034,15 +1112,23 @@ static int op_flush(struct store *st, DB_TXN *txn, struct op *op)
 
 enum store_status store_flush_all(struct store *st, uint32_t at_abs)
 {
+    if (!store_writable(st)) {
+        return STORE_ERROR;
+    }
     pthread_mutex_lock(&flush_lock);
     uint64_t old_cas = atomic_load(&st->flush_cas);
     uint32_t old_time = atomic_load(&st->flush_time);
     if (at_abs == 0) {
         uint64_t cas;
-        int ret = next_cas(st, &cas);
+        int ret = bdb_handles_enter(st) != 0 ? EAGAIN : next_cas(st, &cas);
+        if (ret != EAGAIN) {
+            bdb_handles_leave(st);
+        }
         if (ret != 0) {
             pthread_mutex_unlock(&flush_lock);
-            store_set_error(ret);
+            if (ret != EAGAIN) {
+                store_set_error(ret);
+            }
             return STORE_ERROR;
         }
         /* every item written so far has a smaller cas; an immediate flush also cancels a
@@ -1085,10 +1171,14 @@ enum store_status store_range(struct store *st, struct store_buf *buf, const cha
     char kbuf[PROTO_KEY_MAX + 1];
     uint32_t sent = 0;
     uint32_t now = now_sec();
+    if (bdb_handles_enter(st) != 0) {
+        return STORE_ERROR;
+    }
     int ret = st->items->cursor(st->items, NULL, &cur, 0);
 
     (void)buf;
     if (ret != 0) {
+        bdb_handles_leave(st);
         store_set_error(ret);
         return STORE_ERROR;
     }
@@ -1120,6 +1210,10 @@ enum store_status store_range(struct store *st, struct store_buf *buf, const cha
     }
     free(d.data);
     cur->close(cur);
+    bdb_handles_leave(st);
+    if (ret == DB_REP_HANDLE_DEAD) {
+        bdb_handles_dead(st);
+    }
     if (ret != 0 && ret != DB_NOTFOUND) {
         store_set_error(ret);
         return STORE_ERROR;
@@ -1204,20 +1298,27 @@ static int log_write_to_os(struct store *st)
     d.data = &v;
     d.size = 1;
     int ret = 0;
+    if (bdb_handles_enter(st) != 0) {
+        return EAGAIN;
+    }
     for (int attempt = 0; attempt <= STORE_DEADLOCK_RETRIES; attempt++) {
         ret = st->env->txn_begin(st->env, NULL, &txn, 0);
         if (ret != 0) {
-            return ret;
+            break;
         }
         ret = st->meta->put(st->meta, txn, &k, &d, 0);
         if (ret == 0) {
-            return txn->commit(txn, DB_TXN_WRITE_NOSYNC);
+            ret = txn->commit(txn, DB_TXN_WRITE_NOSYNC);
+            /* the writes it covers had their own acks; this marker carries no data */
+            repl_clear_perm_failed();
+            break;
         }
         txn->abort(txn);
         if (!retryable(ret)) {
             break;
         }
     }
+    bdb_handles_leave(st);
     return ret;
 }
 

@@ -278,6 +278,7 @@ static void check_outcome(const char *buf, size_t len, const struct outcome *o)
         break;
     case PROTO_CMD_STATS:
     case PROTO_CMD_DEBUG_FAULT:
+    case PROTO_CMD_REP_SET_PRIORITY:
         CHECK(req->arg != NULL);
         break;
     default:
