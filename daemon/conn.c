@@ -165,15 +165,24 @@ static bool batchable(enum proto_cmd cmd)
     case PROTO_CMD_DECR:
     case PROTO_CMD_DELETE:
     case PROTO_CMD_TOUCH:
+    case PROTO_CMD_META_GET:    /* the meta commands each touch one item */
+    case PROTO_CMD_META_SET:
+    case PROTO_CMD_META_DELETE:
+    case PROTO_CMD_META_ARITH:
+    case PROTO_CMD_META_NOOP:
+    case PROTO_CMD_META_DEBUG:
         return true;
     default:
         return false;
     }
 }
 
+/* Reads alone gain nothing from a shared transaction (an mg mostly reads). */
 static bool starts_batch(enum proto_cmd cmd)
 {
-    return batchable(cmd) && cmd != PROTO_CMD_GET && cmd != PROTO_CMD_GETS;
+    return batchable(cmd) && cmd != PROTO_CMD_GET && cmd != PROTO_CMD_GETS &&
+           cmd != PROTO_CMD_META_GET && cmd != PROTO_CMD_META_NOOP &&
+           cmd != PROTO_CMD_META_DEBUG;
 }
 
 static void conn_begin_batch(struct conn *c)
@@ -208,8 +217,18 @@ static bool conn_end_batch(struct conn *c)
     c->out = c->real_out;
     c->real_out = NULL;
     c->batch_buf = replies;
-    if (store_batch_end(c->w->srv->store) == 0) {
+    int ended = store_batch_end(c->w->srv->store);
+    if (ended == 0) {
         evbuffer_add_buffer(c->out, replies);
+        return true;
+    }
+    if (ended == STORE_BATCH_UNACKED) {
+        /* committed here but short of replication's acks: no reply may claim success, and
+         * running the batch again would apply it twice; the client sees the connection end */
+        log_warn("closing connection from %s: a pipelined batch missed the replication ack "
+                 "policy", c->peer);
+        evbuffer_drain(replies, evbuffer_get_length(replies));
+        c->close_now = true;
         return true;
     }
     evbuffer_drain(replies, evbuffer_get_length(replies));
@@ -462,8 +481,8 @@ static bool conn_process(struct conn *c, bool draining)
             if ((res.unlink_key || res.swallow > 0 || res.close) && !conn_end_batch(c)) {
                 continue;
             }
-            if (res.npacket > 0 ? res.too_large : res.swallow > 0) {
-                STAT_INC(&w->stats, store_too_large); /* text swallows only a too-large value */
+            if (res.swallow > 0 && !res.swallow_uncounted) {
+                STAT_INC(&w->stats, store_too_large);
                 if (stats_prefix_enabled(w->srv->prefix)) {
                     stats_prefix_record_set(w->srv->prefix, req.key, req.nkey);
                 }
@@ -503,6 +522,10 @@ out:
     if (!conn_end_batch(c)) {
         /* rolled back: run those commands again, one by one, on the next turn */
         event_active(c->rev, EV_READ, 0);
+    }
+    if (c->close_now) {
+        conn_close(c);
+        return false;
     }
     conn_maybe_shrink(c);
     if (draining && conn_get_state(c) != CONN_CLOSING) {

@@ -14,6 +14,7 @@
 #include "daemon/stats_report.h"
 #include "daemon/worker.h"
 #include "protocol/binary.h"
+#include "replication/repl.h"
 
 /* The one SASL mechanism we offer: RFC 4616, the password checked against --auth-file. */
 #define SASL_MECHS "PLAIN"
@@ -65,6 +66,18 @@ static void reply_store_error(struct conn *c, const struct proto_request *req)
     reply_text(c, req, PROTO_BIN_EINTERNAL, store_error_reason());
 }
 
+/* Replication: a slave answers a write with where the master is, before storage is asked,
+ * in the status it answers storage failures with (errors are sent for quiet requests too). */
+static bool refused(struct conn *c, const struct proto_request *req)
+{
+    char why[300];
+    if (repl_write_refusal(c->w->srv->repl, why, sizeof(why)) == NULL) {
+        return false;
+    }
+    reply_text(c, req, PROTO_BIN_EINTERNAL, why);
+    return true;
+}
+
 static void put_be32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24);
@@ -81,6 +94,9 @@ static void do_get(struct conn *c, const struct proto_request *req)
     uint32_t exptime = touch ? proto_exptime_to_abs(req->exptime, now_unix()) : 0;
     struct store_item it;
 
+    if (touch && refused(c, req)) {
+        return;
+    }
     /* touch reads the item too: memcached's reply carries its flags and cas */
     enum store_status s = store_get(w->srv->store, &w->buf, req->key, req->nkey, touch,
                                     exptime, &it);
@@ -504,17 +520,25 @@ void dispatch_binary(struct conn *c, const struct proto_request *req)
     case PROTO_CMD_APPEND:
     case PROTO_CMD_PREPEND:
     case PROTO_CMD_CAS:
-        do_update(c, req);
+        if (!refused(c, req)) {
+            do_update(c, req);
+        }
         break;
     case PROTO_CMD_INCR:
     case PROTO_CMD_DECR:
-        do_delta(c, req);
+        if (!refused(c, req)) {
+            do_delta(c, req);
+        }
         break;
     case PROTO_CMD_DELETE:
-        do_delete(c, req);
+        if (!refused(c, req)) {
+            do_delete(c, req);
+        }
         break;
     case PROTO_CMD_FLUSH_ALL:
-        do_flush(c, req);
+        if (!refused(c, req)) {
+            do_flush(c, req);
+        }
         break;
     case PROTO_CMD_NOOP:
         add_header(c, req, PROTO_BIN_SUCCESS, 0, 0, 0, 0);

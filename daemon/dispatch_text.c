@@ -16,11 +16,13 @@
 
 #include "daemon/auth.h"
 #include "daemon/auth_text.h"
+#include "daemon/dispatch_meta.h"
 #include "daemon/log.h"
 #include "daemon/stats_prefix.h"
 #include "daemon/stats_report.h"
 #include "daemon/worker.h"
 #include "protocol/text.h"
+#include "replication/repl.h"
 #include "storage/fault.h"
 
 /* Most items one rget returns (MemcacheDB capped it too). */
@@ -41,6 +43,19 @@ static void reply_store_error(struct conn *c, const struct proto_request *req)
     snprintf(line, sizeof(line), "SERVER_ERROR %s", store_error_reason());
     STAT_INC(&c->w->stats, store_errors);
     reply(c, req, line);
+}
+
+/* Replication: a slave answers a write with where the master is, before storage is asked. */
+static bool refused(struct conn *c, const struct proto_request *req)
+{
+    char why[300];
+    char line[320];
+    if (repl_write_refusal(c->w->srv->repl, why, sizeof(why)) == NULL) {
+        return false;
+    }
+    snprintf(line, sizeof(line), "SERVER_ERROR %s", why);
+    reply(c, req, line);
+    return true;
 }
 
 static int64_t now_unix(void)
@@ -75,6 +90,9 @@ static void do_get(struct conn *c, const struct proto_request *req)
     }
     if (bad) {
         evbuffer_add(c->out, "CLIENT_ERROR bad command line format\r\n", 38);
+        return;
+    }
+    if (touch && refused(c, req)) {
         return;
     }
     size_t start_len = evbuffer_get_length(c->out);
@@ -376,6 +394,42 @@ static void do_rget(struct conn *c, const struct proto_request *req)
     evbuffer_free(ctx.out);
 }
 
+/* MemcacheDB's replication commands and replies. */
+static void do_rep(struct conn *c, const struct proto_request *req)
+{
+    struct repl *r = c->w->srv->repl;
+    char addr[300];
+    if (r == NULL) {
+        reply(c, req, "REP_DISABLE");
+        return;
+    }
+    if (req->cmd == PROTO_CMD_REP_ISMASTER) {
+        reply(c, req, repl_is_master(r) ? "REP_TRUE"
+                      : strcmp(repl_role_name(r), "unknown") == 0 ? "REP_UNKNOWN"
+                                                                    : "REP_FALSE");
+    } else if (req->cmd == PROTO_CMD_REP_WHOISMASTER) {
+        reply(c, req, repl_master_addr(r, addr, sizeof(addr)) ? addr : "REP_UNKNOWN");
+    } else {
+        char num[16];
+        char *end;
+        size_t n = 0;
+        while (n < req->narg && req->arg[n] != ' ' && n < sizeof(num) - 1) {
+            num[n] = req->arg[n];
+            n++;
+        }
+        num[n] = '\0';
+        long prio = strtol(num, &end, 10);
+        if (n == 0 || *end != '\0' || prio < 0 || prio > 1000000 || n != req->narg) {
+            reply(c, req, "CLIENT_ERROR bad command line format");
+        } else if (repl_set_priority(r, (int)prio) != 0) {
+            reply(c, req, "SERVER_ERROR cannot set the replication priority");
+        } else {
+            snprintf(addr, sizeof(addr), "%ld", prio);
+            reply(c, req, addr);
+        }
+    }
+}
+
 static void do_db_checkpoint(struct conn *c)
 {
     if (store_checkpoint(c->w->srv->store) == 0) {
@@ -537,20 +591,35 @@ void dispatch_text(struct conn *c, const struct proto_request *req)
     case PROTO_CMD_APPEND:
     case PROTO_CMD_PREPEND:
     case PROTO_CMD_CAS:
-        do_update(c, req);
+        if (!refused(c, req)) {
+            do_update(c, req);
+        }
         break;
     case PROTO_CMD_INCR:
     case PROTO_CMD_DECR:
-        do_delta(c, req);
+        if (!refused(c, req)) {
+            do_delta(c, req);
+        }
         break;
     case PROTO_CMD_DELETE:
-        do_delete(c, req);
+        if (!refused(c, req)) {
+            do_delete(c, req);
+        }
         break;
     case PROTO_CMD_TOUCH:
-        do_touch(c, req);
+        if (!refused(c, req)) {
+            do_touch(c, req);
+        }
         break;
     case PROTO_CMD_FLUSH_ALL:
-        do_flush_all(c, req);
+        if (!refused(c, req)) {
+            do_flush_all(c, req);
+        }
+        break;
+    case PROTO_CMD_REP_ISMASTER:
+    case PROTO_CMD_REP_WHOISMASTER:
+    case PROTO_CMD_REP_SET_PRIORITY:
+        do_rep(c, req);
         break;
     case PROTO_CMD_VERSION:
         evbuffer_add(c->out, "VERSION " MEMCACHED_COMPAT_VERSION "\r\n",
@@ -577,6 +646,14 @@ void dispatch_text(struct conn *c, const struct proto_request *req)
         break;
     case PROTO_CMD_DEBUG_FAULT:
         do_debug_fault(c, req);
+        break;
+    case PROTO_CMD_META_GET:
+    case PROTO_CMD_META_SET:
+    case PROTO_CMD_META_DELETE:
+    case PROTO_CMD_META_ARITH:
+    case PROTO_CMD_META_NOOP:
+    case PROTO_CMD_META_DEBUG:
+        dispatch_meta(c, req);
         break;
     case PROTO_CMD_NOOP:       /* binary only: the text parser never makes these */
     case PROTO_CMD_SASL_LIST:

@@ -23,12 +23,40 @@
 #include "daemon/stats_prefix.h"
 #include "daemon/tls.h"
 #include "daemon/worker.h"
+#include "replication/repl.h"
 #include "storage/store.h"
 
 static void store_log_bridge(int level, const char *msg)
 {
     log_msg(level <= 0 ? LOG_LEVEL_ERROR : level == 1 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "%s",
             msg);
+}
+
+static void repl_log_bridge(int level, const char *msg)
+{
+    log_msg(level <= 0   ? LOG_LEVEL_ERROR
+            : level == 1 ? LOG_LEVEL_WARN
+            : level == 2 ? LOG_LEVEL_INFO
+                         : LOG_LEVEL_DEBUG,
+            "%s", msg);
+}
+
+/* Replication's state, with the address clients use for this member (slaves name it in their
+ * write refusals): the listen address, or the replication host when that is a wildcard. */
+static struct repl *start_repl(struct settings *s)
+{
+    struct repl_config *rc = &s->repl;
+    const char *host = s->listen_addr;
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || host[0] == '\0') {
+        host = rc->listen.host;
+    }
+    snprintf(rc->client_addr, sizeof(rc->client_addr), "%s:%d", host, s->port);
+    rc->log_fn = repl_log_bridge;
+    struct repl *r = repl_new(rc);
+    if (r == NULL) {
+        log_error("out of memory starting replication");
+    }
+    return r;
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -164,6 +192,9 @@ int main(int argc, char **argv)
         goto done;
     }
 
+    if (s->repl.enabled && (srv.repl = start_repl(&srv.settings)) == NULL) {
+        goto done;
+    }
     struct store_config cfg = {
         .home = s->home,
         .cache_bytes = s->cache_mb * 1024 * 1024,
@@ -176,6 +207,7 @@ int main(int argc, char **argv)
         .log_archive_dir = s->log_archive,
         .recover_catastrophic = s->recover_catastrophic,
         .page_size = (uint32_t)s->page_size,
+        .repl = srv.repl,
     };
     log_info("opening data home %s (recovery runs if needed)", s->home);
     if (store_open(&cfg, &srv.store) != 0) {
@@ -230,6 +262,7 @@ done:
         log_warn("data home %s closed cleanly", s->home);
     }
     stats_prefix_free(srv.prefix);
+    repl_free(srv.repl);
     if (ev_term != NULL) {
         event_free(ev_term);
     }

@@ -23,6 +23,7 @@ enum long_only {
     OPT_LOG_ARCHIVE,
     OPT_RECOVER_CATASTROPHIC,
     OPT_PAGE_SIZE,
+    OPT_REPL,           /* every --repl-* option: replication/repl_config.c parses them */
     OPT_TLS_PORT,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
@@ -55,6 +56,15 @@ static const struct option long_options[] = {
     {"log-archive", required_argument, NULL, OPT_LOG_ARCHIVE},
     {"recover-catastrophic", no_argument, NULL, OPT_RECOVER_CATASTROPHIC},
     {"page-size", required_argument, NULL, OPT_PAGE_SIZE},
+    {"repl-listen", required_argument, NULL, OPT_REPL},
+    {"repl-peer", required_argument, NULL, OPT_REPL},
+    {"repl-priority", required_argument, NULL, OPT_REPL},
+    {"repl-ack", required_argument, NULL, OPT_REPL},
+    {"repl-ack-timeout", required_argument, NULL, OPT_REPL},
+    {"repl-mode", required_argument, NULL, OPT_REPL},
+    {"repl-nsites", required_argument, NULL, OPT_REPL},
+    {"repl-two-site", required_argument, NULL, OPT_REPL},
+    {"repl-join", no_argument, NULL, OPT_REPL},
     {"enable-tls", no_argument, NULL, 'Z'},
     {"enable-ssl", no_argument, NULL, 'Z'},     /* memcached's name for -Z */
     {"tls-port", required_argument, NULL, OPT_TLS_PORT},
@@ -88,6 +98,7 @@ void options_defaults(struct settings *s)
     s->durability = STORE_DURABILITY_OS;
     s->checkpoint_kb = 64 * 1024;
     s->page_size = 16 * 1024;
+    repl_config_defaults(&s->repl);
     s->tls_handshake_timeout = 10;
 }
 
@@ -199,12 +210,31 @@ void options_usage(const struct settings *d)
            "    --auth-file=FILE       require authentication (binary SASL PLAIN, memcached's\n"
            "                           text auth) against FILE's PBKDF2 hashes, made with\n"
            "                           mcstore-admin passwd; SIGHUP reloads it\n"
+           "replication (doc/replication.md; off unless -R is given):\n"
+           "-R, --repl-listen=ADDR     this member's replication address, host:port (plain\n"
+           "                           TCP: keep it on a private network)\n"
+           "-O, --repl-peer=ADDR       another member's replication address; one per member\n"
+           "    --repl-mode=MODE       election (Berkeley DB elects the master), master or slave\n"
+           "                           (fixed roles) (default: %s)\n"
+           "-M                         same as --repl-mode=master (MemcacheDB's flag)\n"
+           "-S                         same as --repl-mode=slave (MemcacheDB's flag)\n"
+           "    --repl-priority=N      election priority, 0 = never master (default: %d)\n"
+           "    --repl-ack=POLICY      a write is acknowledged after none, one, quorum or all\n"
+           "                           other members have it (default: %s)\n"
+           "    --repl-ack-timeout=MS  wait this long for acks, then answer SERVER_ERROR\n"
+           "                           (default: %d)\n"
+           "    --repl-nsites=N        the group's size; must equal 1 + the --repl-peer count\n"
+           "    --repl-two-site=HOW    two-member groups: strict (the survivor does not elect\n"
+           "                           itself) or available (it does) (default: %s)\n"
+           "    --repl-join            join a running group (its members are the peers)\n"
            "-h, --help                 this text\n"
            "-V, --version              print the version\n",
            PACKAGE_VERSION, d->port, d->listen_addr, d->max_conns, d->threads,
            d->item_max / (1024 * 1024), d->home, d->cache_mb,
            store_durability_name(d->durability), d->idle_timeout, d->write_timeout,
-           d->max_output / (1024 * 1024), d->checkpoint_sec, d->checkpoint_kb, d->page_size / 1024, d->sweep_interval_ms);
+           d->max_output / (1024 * 1024), d->checkpoint_sec, d->checkpoint_kb, d->page_size / 1024, d->sweep_interval_ms,
+           repl_mode_name(d->repl.mode), d->repl.priority, repl_ack_name(d->repl.ack),
+           d->repl.ack_timeout_ms, repl_two_site_name(d->repl.two_site));
     printf("\nTLS (1.2 and newer):\n"
            "-Z, --enable-tls           the -p port speaks TLS only (memcached's -Z)\n"
            "    --tls-port=NUM         also listen on NUM for TLS; -p stays plain\n"
@@ -230,9 +260,12 @@ int options_parse(struct settings *s, int argc, char **argv)
     struct settings defaults = *s;
     int c;
     int cache_mb;
+    int opt_index = 0;
+    const char *why;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:l:c:t:du:P:vI:H:m:NZhV", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:l:c:t:du:P:vI:H:m:NZhVR:O:MS", long_options,
+                            &opt_index)) != -1) {
         switch (c) {
         case 'p':
             if (!parse_int(optarg, 0, 65535, &s->port)) {
@@ -340,6 +373,23 @@ int options_parse(struct settings *s, int argc, char **argv)
                 return bad("--page-size (a power of two, 512 to 64k)", optarg);
             }
             break;
+        case OPT_REPL:
+        case 'R':
+        case 'O':
+        case 'M':
+        case 'S': {
+            const char *name = c == 'R'   ? "repl-listen"
+                               : c == 'O' ? "repl-peer"
+                               : c == 'M' || c == 'S' ? "repl-mode"
+                                                      : long_options[opt_index].name;
+            const char *value = c == 'M' ? "master" : c == 'S' ? "slave" : optarg;
+            if ((why = repl_config_option(&s->repl, name, value)) != NULL) {
+                fprintf(stderr, "mcstore: invalid value for --%s: '%s': %s (see mcstore -h)\n",
+                        name, value != NULL ? value : "", why);
+                return -1;
+            }
+            break;
+        }
         case 'Z':
             s->tls_main = true;
             break;
@@ -386,6 +436,10 @@ int options_parse(struct settings *s, int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "mcstore: unexpected argument '%s' (see mcstore -h)\n", argv[optind]);
+        return -1;
+    }
+    if ((why = repl_config_check(&s->repl)) != NULL) {
+        fprintf(stderr, "mcstore: %s (see mcstore -h)\n", why);
         return -1;
     }
     return check_tls(s);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "replication/repl.h"
 #include "storage/store.h"
 
 /* --tls-verify: whether TLS clients must present a certificate signed by --tls-ca. */
@@ -39,6 +40,7 @@ struct settings {
     const char *log_archive;    /* --log-archive DIR: keep old logs there instead of deleting */
     bool recover_catastrophic;  /* --recover-catastrophic: DB_RECOVER_FATAL at start */
     size_t page_size;           /* --page-size: items.db page size for a new data home */
+    struct repl_config repl;    /* -R -O -M -S and --repl-*: replication (doc/replication.md) */
     bool tls_main;              /* -Z --enable-tls: the -p port speaks TLS (memcached's -Z) */
     int tls_port;               /* --tls-port: a TLS port beside the plain one (0 = none) */
     const char *tls_cert;       /* --tls-cert: certificate chain, PEM */

@@ -11,12 +11,14 @@
 
 struct auth_db;
 struct worker;
+struct repl;
 struct stats_prefix;
 struct tls_server;
 
 struct server {
     struct settings settings;
     struct store *store;
+    struct repl *repl;          /* replication, or NULL (replication/repl.h) */
     struct worker *workers;
     int nworkers;
     struct conn_stats conns;

@@ -32,6 +32,7 @@ struct thread_stats {
     _Atomic uint64_t rget_cmds;
     _Atomic uint64_t auth_cmds;     /* credentials checked (text auth or binary SASL) */
     _Atomic uint64_t auth_errors;   /* ... that were wrong */
+    _Atomic uint64_t meta_cmds;     /* memcached's cmd_meta: it counts only "me" */
 };
 
 #define STAT_INC(ts, field) atomic_fetch_add_explicit(&(ts)->field, 1, memory_order_relaxed)

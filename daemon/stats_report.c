@@ -17,6 +17,7 @@
 #include "daemon/stats_prefix.h"
 #include "daemon/tls.h"
 #include "daemon/worker.h"
+#include "replication/repl.h"
 #include "storage/fault.h"
 
 struct emitter {
@@ -69,6 +70,7 @@ static void stats_general(struct server *srv, const struct emitter *o)
     stat_line(o, "cmd_set", "%" PRIu64, U64(t.set_cmds));
     stat_line(o, "cmd_flush", "%" PRIu64, U64(t.flush_cmds));
     stat_line(o, "cmd_touch", "%" PRIu64, U64(t.touch_cmds));
+    stat_line(o, "cmd_meta", "%" PRIu64, U64(t.meta_cmds));
     stat_line(o, "cmd_rget", "%" PRIu64, U64(t.rget_cmds));
     stat_line(o, "get_hits", "%" PRIu64, U64(t.get_hits));
     stat_line(o, "get_misses", "%" PRIu64, U64(t.get_misses));
@@ -196,6 +198,8 @@ enum stats_outcome stats_report(struct server *srv, const char *group, size_t ng
         store_stats(srv->store, fn, arg);
     } else if (IS("bdb")) {
         store_bdb_stats(srv->store, fn, arg);
+    } else if (IS("repl") || IS("rep")) {
+        repl_stats(srv->repl, fn, arg);
     } else if (IS("reset")) {
         for (int i = 0; i < srv->nworkers; i++) {
             stats_reset(&srv->workers[i].stats);

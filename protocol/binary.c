@@ -101,6 +101,8 @@ static void set_error(const struct proto_request *req, struct proto_result *res,
     res->status = PROTO_ERROR;
     res->consumed = consumed;
     res->swallow = swallow;
+    /* only a value over -I counts in store_too_large */
+    res->swallow_uncounted = swallow > 0 && status != PROTO_BIN_E2BIG;
     res->npacket = proto_binary_error(res->packet, req->bin.opcode, status, req->bin.opaque);
 }
 
@@ -269,7 +271,6 @@ void proto_binary_parse(const char *buf, size_t len, const struct proto_limits *
         req->exptime = rd32(ext + 4);
         if (!item_fits(lim, keylen, req->flags, vlen)) {
             set_error(req, res, PROTO_BIN_E2BIG, head, vlen);
-            res->too_large = true;
             /* memcached drops the old value of a set it cannot store (setq too) */
             res->unlink_key = (loud == PROTO_BIN_SET);
             return;
@@ -291,7 +292,6 @@ void proto_binary_parse(const char *buf, size_t len, const struct proto_limits *
         size_t vlen = bodylen - keylen;
         if (!item_fits(lim, keylen, 0, vlen)) {
             set_error(req, res, PROTO_BIN_E2BIG, head, vlen);
-            res->too_large = true;
             return;
         }
         req->cmd = loud == PROTO_BIN_APPEND ? PROTO_CMD_APPEND : PROTO_CMD_PREPEND;

@@ -86,8 +86,8 @@ enum proto_bin_status {
  *  - A length that does not fit (keylen + extlen > bodylen) is "Unknown command", other
  *    malformed requests and keys over 250 bytes are "Invalid arguments"; both close the
  *    connection after the reply (res->close). An unknown opcode is "Unknown command" and its
- *    body is swallowed. A value over lim->item_max is "Too large." and swallowed (res->swallow,
- *    res->too_large; res->unlink_key for set).
+ *    body is swallowed (res->swallow_uncounted). A value over lim->item_max is "Too large." and
+ *    swallowed (res->swallow; res->unlink_key for set).
  *  - With lim->auth and not lim->authenticated, every opcode but SASL and version is refused
  *    with an auth error and the connection closes.
  * A first byte other than 0x80 (not a request) gives PROTO_CLOSE, as does a header + extras +

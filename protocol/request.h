@@ -37,11 +37,23 @@ enum proto_cmd {
     PROTO_CMD_DB_CHECKPOINT,    /* MemcacheDB: checkpoint now */
     PROTO_CMD_DB_ARCHIVE,       /* MemcacheDB: archive/remove logs recovery no longer needs */
     PROTO_CMD_DEBUG_FAULT,      /* test builds: arm fault injection (arg = rest of line) */
+    PROTO_CMD_META_GET,         /* mg (protocol/meta.h): the fields are in req->meta */
+    PROTO_CMD_META_SET,         /* ms */
+    PROTO_CMD_META_DELETE,      /* md */
+    PROTO_CMD_META_ARITH,       /* ma */
+    PROTO_CMD_META_NOOP,        /* mn */
+    PROTO_CMD_META_DEBUG,       /* me */
+    PROTO_CMD_REP_ISMASTER,     /* MemcacheDB: is this member the replication master */
+    PROTO_CMD_REP_WHOISMASTER,  /* MemcacheDB: the master's address */
+    PROTO_CMD_REP_SET_PRIORITY, /* MemcacheDB: election priority (arg = the number) */
     PROTO_CMD_NOOP,             /* binary: no operation, answered in order */
     PROTO_CMD_SASL_LIST,        /* binary: SASL mechanisms */
     PROTO_CMD_SASL_AUTH,        /* binary: SASL start (key = mechanism, data = response) */
     PROTO_CMD_SASL_STEP,        /* binary: SASL continuation (data = response) */
 };
+
+/* Room for a base64-decoded meta key: 250 encoded bytes decode to at most 187. */
+#define PROTO_META_KEY_BUF 192
 
 /*
  * One parsed request. Every pointer points into the caller's input buffer and is valid only
@@ -70,7 +82,8 @@ struct proto_request {
     int64_t delay;              /* flush_all: seconds before the flush takes effect (0 = now) */
     uint32_t verbosity;         /* verbosity level */
 
-    const char *arg;            /* stats, debug_fault: the line after the command (may be empty) */
+    const char *arg;            /* stats, debug_fault, rep_set_priority: the line after the
+                                   command (may be empty) */
     size_t narg;
 
     const char *key2;           /* rget: end key */
@@ -89,6 +102,28 @@ struct proto_request {
         uint64_t initial;       /* incr/decr: value stored on a miss */
         uint32_t create_exptime;/* incr/decr: 0xffffffff = a miss is not created */
     } bin;
+    /* Meta commands (protocol/meta.h). key/nkey hold the key, decoded when it came in
+     * base64 ('b'): then it points into key_buf, so a copy of this struct must not outlive
+     * the original. data/ndata hold ms's value. */
+    struct {
+        const char *flags;      /* the flag tokens as sent, for the reply's walk over them */
+        size_t nflags;
+        uint64_t seen;          /* proto_meta_bit(letter) of every flag letter present */
+        char mode;              /* M<mode>, 0 when absent */
+        int64_t ttl;            /* T, as sent (exptime rules of the text protocol) */
+        int64_t vivify_ttl;     /* N */
+        int64_t recache_ttl;    /* R */
+        uint32_t client_flags;  /* F */
+        uint64_t cas;           /* C (has_cas: C was sent, C0 included) */
+        bool has_cas;
+        uint64_t delta;         /* D; 1 when absent */
+        uint64_t initial;       /* J */
+        bool key_binary;        /* b: the key was base64 */
+        /* mg/ma: the reply is this error once the command has run (memcached checks the
+         * opaque's length while it writes the reply); flags from the bad 'O' on are ignored */
+        const char *late_error;
+        char key_buf[PROTO_META_KEY_BUF];
+    } meta;
 };
 
 /* Room for an error packet the binary parser builds (header + a short message). */
@@ -117,10 +152,11 @@ struct proto_result {
     const char *error;      /* PROTO_ERROR: the reply line without "\r\n"; NULL = no reply */
     bool unlink_key;        /* PROTO_ERROR on a too-large set: memcached also deletes the key
                                (req->key/nkey are set) so no stale value survives */
-    bool too_large;         /* PROTO_ERROR with a packet: the swallowed value was over -I
-                               (text errors with a swallow are always that) */
     bool close;             /* PROTO_ERROR: close once the reply is written (memcached's
                                close_after_write for a malformed binary request) */
+    bool swallow_uncounted; /* PROTO_ERROR: the swallowed block was refused for another reason
+                               than its size (a meta set's bad flag, a binary unknown opcode's
+                               body, a SASL response): no store_too_large */
     /* PROTO_ERROR in the binary protocol: the whole error packet to send (npacket > 0) */
     size_t npacket;
     unsigned char packet[PROTO_PACKET_MAX];

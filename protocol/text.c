@@ -4,6 +4,8 @@
 #include <limits.h>
 #include <string.h>
 
+#include "protocol/meta.h"
+
 /* memcached tokenizes at most this many tokens, the last one holding the unparsed rest. */
 #define MAX_TOKENS 24
 
@@ -419,10 +421,11 @@ static void dispatch(const char *buf, size_t len, const char *line, size_t line_
 
     char first = cmd->value[0];
     if (first == 'm' && cmd->length == 2) {
-        res->status = PROTO_ERROR;
-        res->error = strchr("gsdnae", cmd->value[1]) != NULL
-                         ? "CLIENT_ERROR meta commands are not supported by this server yet"
-                         : "ERROR";
+        if (strchr("gsdnae", cmd->value[1]) != NULL) {
+            proto_meta_parse(buf, len, line_len, line_total, lim, req, res);
+        } else {
+            set_plain_error(res);
+        }
     } else if (first == 'g') {
         if (ntokens < 3) {
             set_plain_error(res);
@@ -515,6 +518,14 @@ static void dispatch(const char *buf, size_t len, const char *line, size_t line_
         res->status = PROTO_REQUEST;
     } else if (tok_eq(cmd, "debug_fault")) {
         req->cmd = PROTO_CMD_DEBUG_FAULT;
+        req->arg = ntokens > 2 ? tokens[1].value : line + line_len;
+        req->narg = ntokens > 2 ? line_len - (size_t)(tokens[1].value - line) : 0;
+        res->status = PROTO_REQUEST;
+    } else if (tok_eq(cmd, "rep_ismaster") || tok_eq(cmd, "rep_whoismaster")) {
+        req->cmd = cmd->length == 12 ? PROTO_CMD_REP_ISMASTER : PROTO_CMD_REP_WHOISMASTER;
+        res->status = PROTO_REQUEST;
+    } else if (tok_eq(cmd, "rep_set_priority")) {
+        req->cmd = PROTO_CMD_REP_SET_PRIORITY;
         req->arg = ntokens > 2 ? tokens[1].value : line + line_len;
         req->narg = ntokens > 2 ? line_len - (size_t)(tokens[1].value - line) : 0;
         res->status = PROTO_REQUEST;
@@ -655,4 +666,22 @@ bool proto_text_apply_delta(const char *value, size_t n, bool incr, uint64_t del
     *ndigits = proto_u64_to_dec(out, v);
     *padded_len = *ndigits <= n ? n : *ndigits;
     return true;
+}
+
+bool proto_text_strtoull(const char *s, size_t n, uint64_t *out)
+{
+    struct token t = {s, n};
+    return safe_strtoull(&t, out);
+}
+
+bool proto_text_strtoul(const char *s, size_t n, uint32_t *out)
+{
+    struct token t = {s, n};
+    return safe_strtoul(&t, out);
+}
+
+bool proto_text_strtol(const char *s, size_t n, int32_t *out)
+{
+    struct token t = {s, n};
+    return safe_strtol(&t, out);
 }

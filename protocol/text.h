@@ -53,4 +53,10 @@ size_t proto_u64_to_dec(char *out, uint64_t v);
 bool proto_text_apply_delta(const char *value, size_t n, bool incr, uint64_t delta,
                             char *out, size_t *ndigits, size_t *padded_len, uint64_t *result);
 
+/* memcached's safe_strtoull / safe_strtoul / safe_strtol over the token s[0..n): the meta
+ * commands read their flag values with the same rules. False where memcached's would be. */
+bool proto_text_strtoull(const char *s, size_t n, uint64_t *out);
+bool proto_text_strtoul(const char *s, size_t n, uint32_t *out);
+bool proto_text_strtol(const char *s, size_t n, int32_t *out);
+
 #endif

@@ -716,7 +716,7 @@ static enum admin_status load_items(struct admin_ctx *ctx, struct store *st, str
         if (exptime != 0 && exptime <= now) {
             counts->expired++;
         } else {
-            struct record_header h = {(uint32_t)flags, (uint32_t)exptime, now, 0};
+            struct record_header h = {(uint32_t)flags, (uint32_t)exptime, now, 0, 0};
             put_u32(ent, (uint32_t)nkey);
             put_u32(ent + 4 + nkey, RECORD_HEADER + (uint32_t)nvalue);
             record_encode_header(rec, &h);

@@ -3,6 +3,8 @@
 
 #include "storage/bdb_env.h"
 
+#include "replication/repl_bdb.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,10 +14,17 @@
 #include <time.h>
 
 static _Thread_local const char *last_error = "unknown storage error";
+static _Thread_local char error_text[256];
 
 const char *store_error_reason(void)
 {
     return last_error;
+}
+
+void store_set_error_text(const char *text)
+{
+    snprintf(error_text, sizeof(error_text), "%s", text);
+    last_error = error_text;
 }
 
 void store_set_error(int ret)
@@ -36,6 +45,14 @@ void store_set_error(int ret)
         break;
     case ENOMEM:
         last_error = "out of memory";
+        break;
+    case EACCES:
+        /* Berkeley DB's answer to a write on a replication client */
+        last_error = "not master";
+        break;
+    case DB_REP_HANDLE_DEAD:
+    case DB_REP_LOCKOUT:
+        last_error = "replica is synchronizing with its master, try again";
         break;
     default:
         last_error = "storage error";
@@ -73,18 +90,26 @@ static void bdb_errcall(const DB_ENV *env, const char *prefix, const char *msg)
 {
     (void)env;
     (void)prefix;
+    /* a replication client reads the meta page of every file in the data home when it
+     * synchronizes; the daemon's lock file is not a database, which is expected */
+    if (strstr(msg, "mcstore.lock: unexpected file type") != NULL) {
+        return;
+    }
     if (errcall_store != NULL) {
         store_log(errcall_store, 0, "berkeley db: %s", msg);
     }
 }
 
-/* Berkeley DB's event callback may not call back into Berkeley DB: it only records. */
+/* Berkeley DB's event callback may not call back into Berkeley DB: it only records (and
+ * replication's part wakes its monitor thread). */
 static void bdb_event(DB_ENV *env, uint32_t event, void *info)
 {
     (void)env;
-    (void)info;
     if (event == DB_EVENT_PANIC && errcall_store != NULL) {
         atomic_store(&errcall_store->panicked, true);
+    }
+    if (errcall_store != NULL && errcall_store->cfg.repl != NULL) {
+        repl_bdb_event(errcall_store->cfg.repl, event, info);
     }
 }
 
@@ -123,7 +148,8 @@ static int expiry_key(DB *sec, const DBT *pkey, const DBT *pdata, DBT *skey)
 }
 
 static int open_db(struct store *st, DB **out, const char *file, DBTYPE type, uint32_t db_flags,
-                   int (*cmp)(DB *, const DBT *, const DBT *), uint32_t page_size)
+                   int (*cmp)(DB *, const DBT *, const DBT *), uint32_t page_size,
+                   uint32_t open_flags)
 {
     DB *db;
     int ret = db_create(&db, st->env, 0);
@@ -139,7 +165,7 @@ static int open_db(struct store *st, DB **out, const char *file, DBTYPE type, ui
     if (cmp != NULL && (ret = db->set_bt_compare(db, cmp)) != 0) {
         goto fail;
     }
-    ret = db->open(db, NULL, file, NULL, type, DB_CREATE | DB_THREAD | DB_AUTO_COMMIT, 0644);
+    ret = db->open(db, NULL, file, NULL, type, open_flags | DB_THREAD | DB_AUTO_COMMIT, 0644);
     if (ret != 0) {
         goto fail;
     }
@@ -204,8 +230,7 @@ int store_write_flush_meta(struct store *st, DB_TXN *txn)
     return st->meta->put(st->meta, txn, &key, &data, 0);
 }
 
-/* Counts records and value bytes once at start; afterwards every write keeps them current. */
-static int count_items(struct store *st)
+int bdb_count_items(struct store *st)
 {
     DBC *cur;
     DBT key;
@@ -273,6 +298,9 @@ int bdb_env_open(struct store *st)
 
     uint32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOG | DB_INIT_LOCK | DB_INIT_MPOOL |
                      DB_THREAD | (st->cfg.recover_catastrophic ? DB_RECOVER_FATAL : DB_RECOVER);
+    if (st->cfg.repl != NULL && (ret = store_repl_configure(st, &flags)) != 0) {
+        return ret;
+    }
     struct timespec t0;
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -288,20 +316,33 @@ int bdb_env_open(struct store *st)
     store_log(st, 2, "%s recovery of %s done in %ld ms",
               st->cfg.recover_catastrophic ? "catastrophic" : "normal", st->cfg.home,
               (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
+    if (st->cfg.repl != NULL) {
+        return store_repl_start(st);
+    }
+    return bdb_open_dbs(st, true);
+}
+
+int bdb_open_dbs(struct store *st, bool create)
+{
+    int ret;
+    /* a slave cannot create databases: its master makes them and they replicate */
+    uint32_t oflags = create ? DB_CREATE : 0;
     /* 16 KiB item pages measured best for 100-byte items (bench/compare, doc/performance.md);
      * the size only applies when items.db is created */
     uint32_t page_size = st->cfg.page_size != 0 ? st->cfg.page_size : 16 * 1024;
-    if ((ret = open_db(st, &st->items, "items.db", DB_BTREE, 0, NULL, page_size)) != 0 ||
+    if ((ret = open_db(st, &st->items, "items.db", DB_BTREE, 0, NULL, page_size, oflags)) != 0 ||
         (ret = open_db(st, &st->expiry, "expiry.db", DB_BTREE, DB_DUPSORT, bdb_compare_exptime,
-                       0)) != 0 ||
-        (ret = open_db(st, &st->meta, "meta.db", DB_BTREE, 0, NULL, 0)) != 0) {
-        store_log(st, 0, "cannot open databases in %s: %s", st->cfg.home, db_strerror(ret));
-        return ret;
+                       0, oflags)) != 0 ||
+        (ret = open_db(st, &st->meta, "meta.db", DB_BTREE, 0, NULL, 0, oflags)) != 0) {
+        if (create || ret != ENOENT) {
+            store_log(st, 0, "cannot open databases in %s: %s", st->cfg.home, db_strerror(ret));
+        }
+        goto fail;
     }
-    ret = st->items->associate(st->items, NULL, st->expiry, expiry_key, DB_CREATE);
+    ret = st->items->associate(st->items, NULL, st->expiry, expiry_key, oflags);
     if (ret != 0) {
         store_log(st, 0, "cannot associate the expiry index: %s", db_strerror(ret));
-        return ret;
+        goto fail;
     }
 
     DBT seq_key;
@@ -309,24 +350,27 @@ int bdb_env_open(struct store *st)
     seq_key.data = "cas";
     seq_key.size = 3;
     if ((ret = db_sequence_create(&st->cas_seq, st->meta, 0)) != 0) {
-        return ret;
+        goto fail;
     }
     st->cas_seq->initial_value(st->cas_seq, 1);
     /* A cached range is skipped after a crash, never handed out twice. */
     st->cas_seq->set_cachesize(st->cas_seq, 1000);
-    ret = st->cas_seq->open(st->cas_seq, NULL, &seq_key, DB_CREATE | DB_THREAD | DB_AUTO_COMMIT);
+    ret = st->cas_seq->open(st->cas_seq, NULL, &seq_key, oflags | DB_THREAD | DB_AUTO_COMMIT);
     if (ret != 0) {
         store_log(st, 0, "cannot open the cas sequence: %s", db_strerror(ret));
-        return ret;
+        goto fail;
     }
-    if ((ret = load_meta(st)) != 0 || (ret = count_items(st)) != 0) {
+    if ((ret = load_meta(st)) != 0 || (ret = bdb_count_items(st)) != 0) {
         store_log(st, 0, "cannot read store metadata: %s", db_strerror(ret));
-        return ret;
+        goto fail;
     }
     return 0;
+fail:
+    bdb_close_dbs(st);
+    return ret;
 }
 
-void bdb_env_close(struct store *st)
+void bdb_close_dbs(struct store *st)
 {
     if (st->cas_seq != NULL) {
         st->cas_seq->close(st->cas_seq, 0);
@@ -345,6 +389,15 @@ void bdb_env_close(struct store *st)
         st->meta->close(st->meta, 0);
         st->meta = NULL;
     }
+}
+
+void bdb_env_close(struct store *st)
+{
+    if (st->cfg.repl != NULL) {
+        /* no promotion may reopen the handles while they close */
+        repl_bdb_stop(st->cfg.repl);
+    }
+    bdb_close_dbs(st);
     if (st->env != NULL) {
         st->env->close(st->env, 0);
         st->env = NULL;

@@ -42,6 +42,17 @@ struct store {
     _Atomic uint64_t batches_failed;    /* rolled back and run again command by command */
     _Atomic uint64_t syncs;             /* group commits: log flushes done for fsync mode */
     _Atomic uint64_t synced_writes;     /* writes those flushes covered */
+    _Atomic uint64_t *fetched;          /* the meta protocol's fetched marks (store.h) */
+
+    /* Replication: the databases are opened (again) while other threads run. A slave cannot
+     * create them, so they may be missing until its master made them and they arrived; a
+     * promotion reopens them; Berkeley DB can declare handles dead after a rollback or an
+     * internal init (DB_REP_HANDLE_DEAD). Threads using the handles hold handles_lock for
+     * reading (bdb_handles_enter); reopening holds it for writing. Unused without
+     * replication. */
+    pthread_rwlock_t handles_lock;
+    _Atomic bool handles_ok;            /* the handles are open and alive */
+    _Atomic uint64_t handle_reopens;
 
     pthread_mutex_t bg_lock;
     pthread_cond_t bg_cond;
@@ -84,5 +95,42 @@ void store_stop_threads(struct store *st);
 
 /* Persists the flush markers in meta within txn. */
 int store_write_flush_meta(struct store *st, DB_TXN *txn);
+
+/*
+ * Replication (repl_store.c). bdb_handles_enter() makes the database handles usable by the
+ * calling thread until bdb_handles_leave(): a no-op without replication; with it, a read
+ * lock, reopening the handles first when they are missing or dead. Returns 0, or -1 with the
+ * thread's error reason set (a slave whose databases have not arrived yet). Never call it
+ * while already inside (the lock prefers writers: a nested read lock could deadlock).
+ */
+int bdb_handles_enter(struct store *st);
+void bdb_handles_leave(struct store *st);
+
+/* Marks the handles dead after DB_REP_HANDLE_DEAD: the next bdb_handles_enter reopens them.
+ * Call outside bdb_handles_enter/leave. */
+void bdb_handles_dead(struct store *st);
+
+/* Opens (create: creating) the databases and the cas sequence, reads the flush markers and
+ * counts the items. The caller holds handles_lock for writing or is alone. 0 or an error. */
+int bdb_open_dbs(struct store *st, bool create);
+void bdb_close_dbs(struct store *st);
+
+/* Counts records and value bytes; afterwards every write keeps them current. */
+int bdb_count_items(struct store *st);
+
+/* Replication setup around DB_ENV->open (repl_store.c): before, after. 0 or an error. */
+int store_repl_configure(struct store *st, uint32_t *open_flags);
+int store_repl_start(struct store *st);
+
+/* True when writes may run here: no replication, or this member is the master. Otherwise
+ * sets the thread's error reason to the refusal ("not master; master is host:port"). */
+bool store_writable(struct store *st);
+
+/* After a commit that returned 0: true when replication's ack policy was met (or there is no
+ * replication); false after setting the thread's error reason. */
+bool store_commit_acked(struct store *st);
+
+/* Sets the calling thread's error reason to text (copied). */
+void store_set_error_text(const char *text);
 
 #endif

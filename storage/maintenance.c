@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "replication/repl.h"
 #include "storage/bdb_env.h"
 #include "storage/fault.h"
 
@@ -129,11 +130,28 @@ static uint64_t log_since_checkpoint(struct store *st)
     return v;
 }
 
+/* A slave learns of flush_all from its master's replicated markers: it reads them again each
+ * tick (the master sets them when the command runs). */
+static void refresh_flush_marks(struct store *st)
+{
+    struct flush_marks m;
+    if (st->cfg.repl == NULL || repl_is_master(st->cfg.repl) || bdb_handles_enter(st) != 0) {
+        return;
+    }
+    if (bdb_read_flush_marks(st->meta, &m) == 0) {
+        atomic_store(&st->flush_cas, m.cas);
+        atomic_store(&st->flush_time, m.time);
+        atomic_store(&st->flush_scan_pending, m.scan_pending);
+    }
+    bdb_handles_leave(st);
+}
+
 void store_maintenance_tick(struct store *st, time_t now, time_t *last_checkpoint)
 {
     if (atomic_load(&st->panicked)) {
         return;
     }
+    refresh_flush_marks(st);
     int nwrote = 0;
     if (st->env->memp_trickle(st->env, TRICKLE_PERCENT, &nwrote) == 0 && nwrote > 0) {
         atomic_fetch_add(&st->trickle_pages, (uint64_t)nwrote);
@@ -141,7 +159,9 @@ void store_maintenance_tick(struct store *st, time_t now, time_t *last_checkpoin
     bool by_time = st->cfg.checkpoint_sec > 0 && now - *last_checkpoint >= st->cfg.checkpoint_sec;
     bool by_size = st->cfg.checkpoint_kb > 0 &&
                    log_since_checkpoint(st) >= (uint64_t)st->cfg.checkpoint_kb * 1024;
-    if (by_time || by_size) {
+    /* a slave checkpoints when it applies its master's checkpoint records */
+    bool slave = st->cfg.repl != NULL && !repl_is_master(st->cfg.repl);
+    if ((by_time || by_size) && !slave) {
         store_checkpoint(st);
         *last_checkpoint = now;
     }

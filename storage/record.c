@@ -19,7 +19,8 @@ uint32_t record_le32(const unsigned char *p)
 void record_encode_header(unsigned char *out, const struct record_header *h)
 {
     out[0] = RECORD_VERSION;
-    out[1] = out[2] = out[3] = 0;
+    out[1] = h->meta;
+    out[2] = out[3] = 0;
     put_le32(out + 4, h->flags);
     put_le32(out + RECORD_EXPTIME_OFFSET, h->exptime);
     put_le32(out + 12, h->mtime);
@@ -63,6 +64,8 @@ bool record_decode_header(const unsigned char *in, size_t len, struct record_hea
     if (len < RECORD_HEADER || in[0] != RECORD_VERSION) {
         return false;
     }
+    /* bits a newer version may define are dropped, not misread */
+    h->meta = in[1] & RECORD_META_KNOWN;
     h->flags = record_le32(in + 4);
     h->exptime = record_le32(in + RECORD_EXPTIME_OFFSET);
     h->mtime = record_le32(in + 12);

@@ -9,7 +9,9 @@
 /*
  * Layout (all little endian):
  *   0  u8   version (RECORD_VERSION)
- *   1  u8   reserved[3], zero
+ *   1  u8   meta bits: the meta protocol's per-item state (RECORD_META_*); records written
+ *           before the meta commands existed have 0 here, which is exactly "none"
+ *   2  u8   reserved[2], zero
  *   4  u32  client flags
  *   8  u32  exptime, absolute unix time, 0 = never   (the expiry index reads this field)
  *  12  u32  mtime, unix time of the last write      (flush_all with a delay)
@@ -20,11 +22,18 @@
 #define RECORD_HEADER 24
 #define RECORD_EXPTIME_OFFSET 8
 
+/* Meta bits (the same values as store.h's STORE_META_*). */
+#define RECORD_META_STALE 0x01          /* invalidated (md I, ms I): readers see X */
+#define RECORD_META_WON 0x02            /* a reader got the win token W: the next see Z */
+#define RECORD_META_KEY_BINARY 0x04     /* set with a base64 key: 'k' echoes it in base64 */
+#define RECORD_META_KNOWN 0x07
+
 struct record_header {
     uint32_t flags;
     uint32_t exptime;
     uint32_t mtime;
     uint64_t cas;
+    uint8_t meta;               /* RECORD_META_* */
 };
 
 void record_encode_header(unsigned char *out, const struct record_header *h);

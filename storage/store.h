@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 struct store;   /* opaque: one Berkeley DB environment with its databases and threads */
+struct repl;    /* replication/repl.h */
 
 /* When an acknowledged write is safe (doc/storage.md). */
 enum store_durability {
@@ -28,6 +29,10 @@ struct store_config {
     uint32_t page_size;         /* items.db page size when it is created (0 = 16 KiB) */
     /* Receives Berkeley DB's and the store's messages: level 0 error, 1 warning, 2 info. */
     void (*log_fn)(int level, const char *msg);
+    /* Replication (doc/replication.md), or NULL. With it, writes run only while this member
+     * is the master (others get STORE_ERROR with the refusal as the reason), a commit that
+     * misses the ack policy is STORE_ERROR, and the expiry sweeper runs on the master only. */
+    struct repl *repl;
 };
 
 /* Outcomes of a command; storage failures are STORE_ERROR with store_error_reason(). */
@@ -117,10 +122,13 @@ struct store_delta_result {
     uint64_t cas;               /* the item's new unique */
     bool created;               /* the item was created from 'initial' */
     uint32_t exptime;           /* the item's absolute exptime (0 = never) */
+    uint32_t old_exptime;       /* its exptime before this command (0 when created) */
 };
 
 /* incr/decr with memcached's rules: STORE_OK (result filled in), STORE_NOT_FOUND,
- * STORE_EXISTS (cas mismatch), STORE_NON_NUMERIC, or an error. */
+ * STORE_EXISTS (cas mismatch), STORE_NON_NUMERIC (an empty value is that even when the cas
+ * does not match, as in memcached), or an error. A result no longer than the old value keeps
+ * the item's meta state (memcached rewrites it in place); a longer one starts without. */
 enum store_status store_delta(struct store *st, struct store_buf *buf, const char *key,
                               size_t nkey, const struct store_delta_args *args,
                               struct store_delta_result *res);
@@ -173,9 +181,12 @@ int store_sync(struct store *st);
  * store_batch_begin() and store_batch_end() the calling thread's command functions above join
  * one transaction, and their results are provisional: store_batch_end() returns 0 when it
  * committed them all, or -1 when none was applied (a deadlock, an error in any of them) and
- * each must be run again on its own. Only get/gets/gat/gats, the storage commands, incr,
- * decr, delete and touch may run inside a batch.
+ * each must be run again on its own, or STORE_BATCH_UNACKED when the batch committed on this
+ * master but missed the replication ack policy: its replies must not be sent as successes
+ * (and running it again would apply it twice). Only get/gets/gat/gats, the storage commands,
+ * incr, decr, delete, touch and the store_meta_* functions may run inside a batch.
  */
+#define STORE_BATCH_UNACKED 1
 int store_batch_begin(struct store *st);
 int store_batch_end(struct store *st);
 
@@ -200,5 +211,83 @@ bool store_needs_recovery(struct store *st);
 
 /* Why the calling thread's last STORE_ERROR happened, for "SERVER_ERROR <reason>". */
 const char *store_error_reason(void);
+
+/*
+ * Meta commands (memcached 1.6's mg ms md ma me; doc/protocol.md). Items keep a little state
+ * for them in their record (STORE_META_*), and an in-memory "fetched" mark: whether the item
+ * was read since it was last written (memcached's ITEM_FETCHED, "mg h" and "me fetch="). Every
+ * read (store_get, store_touch, store_meta_get without no_bump) sets the mark; keeping it in
+ * the record would turn every read into a write, so it lives in memory, keyed by a hash of
+ * (key, cas): it is forgotten on restart, and may say "fetched" for an item never read when
+ * another (key, cas) hashes to the same bit.
+ */
+#define STORE_META_STALE 0x01       /* invalidated (md I, ms I with an old cas): X */
+#define STORE_META_WON 0x02         /* a reader was handed the win token W; others see Z */
+#define STORE_META_KEY_BINARY 0x04  /* stored by ms with a base64 key: k echoes base64 */
+
+/* One exptime-related flag of an mg, in request order: memcached applies them in order. */
+struct store_mget_step {
+    char flag;          /* 'T': exptime becomes 'exptime'; 'N': so does a vivified item's;
+                           'R': the reader wins when the item expires before 'exptime' */
+    uint32_t exptime;   /* absolute, 0 = never */
+};
+
+struct store_mget_args {
+    const struct store_mget_step *steps;
+    size_t nsteps;
+    bool vivify;        /* N: a miss creates an empty item (flags 0) and its reader wins */
+    bool no_win;        /* hand out no win token (the reply will be an error, or "me") */
+    bool no_bump;       /* u, me: this read does not set the fetched mark */
+};
+
+struct store_mget_result {
+    struct store_item item;
+    uint32_t exptime_before;    /* exptime before the steps; 0 for a vivified item */
+    uint32_t mtime;             /* unix time of the last write */
+    uint8_t meta;               /* STORE_META_* as found, before this read's win */
+    bool created;               /* vivified by this read */
+    bool won;                   /* this read got the win token (W) */
+    bool fetched;               /* the fetched mark before this read */
+};
+
+/*
+ * mg: reads key (and applies the steps), handing out the win token as memcached does: to the
+ * vivifying reader, to the first reader of a stale item, and on R to the first reader of an
+ * item expiring soon. STORE_OK with result filled in (value in buf), or STORE_NOT_FOUND. A
+ * read that changes nothing (no T, no win, no vivify) uses no transaction, like store_get.
+ */
+enum store_status store_meta_get(struct store *st, struct store_buf *buf, const char *key,
+                                 size_t nkey, const struct store_mget_args *args,
+                                 struct store_mget_result *res);
+
+struct store_mset_args {
+    enum store_mode mode;       /* STORE_MODE_CAS for ms with C in set or replace mode */
+    uint32_t flags;
+    uint32_t exptime;
+    uint64_t cas_in;            /* CAS: must match (0 never does); APPEND/PREPEND: if not 0 */
+    bool invalidate;            /* I in CAS mode: a cas older than the item's still stores,
+                                   keeping the item's exptime, marked stale (win token kept) */
+    bool key_binary;            /* the key came in base64 (not kept by append/prepend) */
+    const char *data;
+    size_t ndata;
+};
+
+/* ms: STORE_STORED (*cas_out = the new unique), STORE_NOT_STORED (also when append/prepend
+ * would pass the item size limit), STORE_EXISTS, STORE_NOT_FOUND (CAS mode), or an error. */
+enum store_status store_meta_set(struct store *st, struct store_buf *buf, const char *key,
+                                 size_t nkey, const struct store_mset_args *args,
+                                 uint64_t *cas_out);
+
+struct store_mdelete_args {
+    bool has_cas;               /* C: the item's unique must equal cas (C0 never does) */
+    uint64_t cas;
+    bool invalidate;            /* I: mark stale (new unique, win token cleared) instead */
+    bool set_exptime;           /* with invalidate: T's exptime */
+    uint32_t exptime;
+};
+
+/* md: STORE_OK (deleted or invalidated), STORE_NOT_FOUND, STORE_EXISTS, or an error. */
+enum store_status store_meta_delete(struct store *st, struct store_buf *buf, const char *key,
+                                    size_t nkey, const struct store_mdelete_args *args);
 
 #endif

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "protocol/text.h"
+#include "replication/repl_bdb.h"
 #include "storage/bdb_env.h"
 #include "storage/fault.h"
 
@@ -66,6 +67,43 @@ static int buf_reserve(char **data, size_t *cap, size_t need)
 static uint32_t now_sec(void)
 {
     return (uint32_t)time(NULL);
+}
+
+/* The fetched marks (store.h): one bit per hash of (key, cas), 1 MiB in all. */
+#define FETCHED_BITS ((size_t)1 << 23)
+
+static size_t fetched_bit(const char *key, size_t nkey, uint64_t cas)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);     /* FNV-1a over the key */
+    for (size_t i = 0; i < nkey; i++) {
+        h ^= (unsigned char)key[i];
+        h *= UINT64_C(0x100000001b3);
+    }
+    /* splitmix64's finalizer, so that consecutive cas values land far apart */
+    h ^= cas * UINT64_C(0x9e3779b97f4a7c15);
+    h ^= h >> 30;
+    h *= UINT64_C(0xbf58476d1ce4e5b9);
+    h ^= h >> 27;
+    h *= UINT64_C(0x94d049bb133111eb);
+    h ^= h >> 31;
+    return (size_t)(h & (FETCHED_BITS - 1));
+}
+
+static bool fetched_test(struct store *st, const char *key, size_t nkey, uint64_t cas)
+{
+    size_t b = fetched_bit(key, nkey, cas);
+    uint64_t w = atomic_load_explicit(&st->fetched[b / 64], memory_order_relaxed);
+    return (w & ((uint64_t)1 << (b % 64))) != 0;
+}
+
+static void fetched_mark(struct store *st, const char *key, size_t nkey, uint64_t cas)
+{
+    size_t b = fetched_bit(key, nkey, cas);
+    uint64_t m = (uint64_t)1 << (b % 64);
+    /* test first: marking an already marked item must not bounce the cache line around */
+    if ((atomic_load_explicit(&st->fetched[b / 64], memory_order_relaxed) & m) == 0) {
+        atomic_fetch_or_explicit(&st->fetched[b / 64], m, memory_order_relaxed);
+    }
 }
 
 bool store_record_dead(struct store *st, const struct record_header *h, uint32_t now)
@@ -168,6 +206,11 @@ struct op {
     struct store_delta_result *dres;
     bool touch;
     size_t item_max;
+    uint8_t meta_bits;          /* RECORD_META_* of a record set/add/replace/cas writes */
+    bool invalidate;            /* ms I: an older cas stores a stale item */
+    const struct store_mget_args *margs;
+    struct store_mget_result *mres;
+    const struct store_mdelete_args *mdargs;
 
     enum store_status status;
     uint64_t cas_out;
@@ -228,11 +271,16 @@ static enum store_status run_in_batch(struct store *st, op_fn fn, struct op *op)
 int store_batch_begin(struct store *st)
 {
     DB_TXN *txn;
-    if (atomic_load(&st->panicked) || tl_batch.txn != NULL) {
+    if (atomic_load(&st->panicked) || tl_batch.txn != NULL || !store_writable(st)) {
+        return -1;
+    }
+    /* held until store_batch_end: the batch's commands use the handles without entering */
+    if (bdb_handles_enter(st) != 0) {
         return -1;
     }
     int ret = BDB_CALL(st->env->txn_begin(st->env, NULL, &txn, 0));
     if (ret != 0) {
+        bdb_handles_leave(st);
         return -1;
     }
     memset(&tl_batch, 0, sizeof(tl_batch));
@@ -249,16 +297,20 @@ int store_batch_end(struct store *st)
     }
     if (tl_batch.failed) {
         txn->abort(txn);
+        bdb_handles_leave(st);
         atomic_fetch_add(&st->batches_failed, 1);
         return -1;
     }
     int fault = store_fault_next();
+    repl_clear_perm_failed();
     int ret = fault != 0 ? (txn->abort(txn), fault) : txn->commit(txn, 0);
+    bdb_handles_leave(st);
     if (ret != 0) {
         /* a failed commit applied nothing: the commands run again one by one */
         atomic_fetch_add(&st->batches_failed, 1);
         return -1;
     }
+    bool acked = store_commit_acked(st);
     struct op sum = {.count_delta = tl_batch.count_delta, .bytes_delta = tl_batch.bytes_delta,
                      .stored = tl_batch.stored};
     apply_counts(st, &sum);
@@ -267,19 +319,29 @@ int store_batch_end(struct store *st)
     }
     atomic_fetch_add(&st->batches, 1);
     atomic_fetch_add(&st->batched_writes, tl_batch.writes);
-    return 0;
+    return acked ? 0 : STORE_BATCH_UNACKED;
+}
+
+/* Set when the calling thread's last Berkeley DB call found the handles dead (replication):
+ * the caller reopens them outside bdb_handles_enter and tries again. */
+static _Thread_local bool tl_handles_dead;
+
+/* Replication: when a write lost its handles or the master role in flight, records why. */
+static void note_repl_error(struct store *st, int ret)
+{
+    if (st->cfg.repl == NULL) {
+        return;
+    }
+    if (ret == DB_REP_HANDLE_DEAD) {
+        tl_handles_dead = true;
+    } else if (ret == EACCES) {
+        store_writable(st); /* demoted since the check: say where the master is */
+    }
 }
 
 /* Runs fn in a transaction, retrying lost deadlocks a bounded number of times. */
-static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
+static enum store_status run_txn_entered(struct store *st, op_fn fn, struct op *op)
 {
-    if (atomic_load(&st->panicked)) {
-        store_set_error(DB_RUNRECOVERY);
-        return STORE_ERROR;
-    }
-    if (tl_batch.txn != NULL) {
-        return run_in_batch(st, fn, op);
-    }
     for (int attempt = 0;; attempt++) {
         DB_TXN *txn;
         op->count_delta = 0;
@@ -300,13 +362,15 @@ static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
         if (ret == 0) {
             /* an injected commit failure must still end the transaction */
             int fault = store_fault_next();
+            repl_clear_perm_failed();
             ret = fault != 0 ? (txn->abort(txn), fault) : txn->commit(txn, 0);
             if (ret == 0) {
                 apply_counts(st, op);
                 if (op->wrote && st->cfg.durability != STORE_DURABILITY_NONE) {
                     tl_unsynced++;
                 }
-                return op->status;
+                /* committed here, but a reply of success would promise more than happened */
+                return store_commit_acked(st) ? op->status : STORE_ERROR;
             }
             store_note_error(st, ret);
             store_log(st, 0, "commit: %s", db_strerror(ret));
@@ -318,10 +382,39 @@ static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
             continue;
         }
         store_note_error(st, ret);
-        if (!retryable(ret)) {
+        note_repl_error(st, ret);
+        if (!retryable(ret) && st->cfg.repl == NULL) {
             store_log(st, 0, "storage operation failed: %s", db_strerror(ret));
         }
         return STORE_ERROR;
+    }
+}
+
+/* Runs fn in its own transaction, or in the calling thread's batch. Replication: only on the
+ * master, and with handles that died in a rollback reopened. */
+static enum store_status run_txn(struct store *st, op_fn fn, struct op *op)
+{
+    if (atomic_load(&st->panicked)) {
+        store_set_error(DB_RUNRECOVERY);
+        return STORE_ERROR;
+    }
+    if (!store_writable(st)) {
+        return STORE_ERROR;
+    }
+    if (tl_batch.txn != NULL) {
+        return run_in_batch(st, fn, op);
+    }
+    for (int attempt = 0;; attempt++) {
+        if (bdb_handles_enter(st) != 0) {
+            return STORE_ERROR;
+        }
+        tl_handles_dead = false;
+        enum store_status s = run_txn_entered(st, fn, op);
+        bdb_handles_leave(st);
+        if (!tl_handles_dead || attempt >= 2) {
+            return s;
+        }
+        bdb_handles_dead(st);
     }
 }
 
@@ -354,7 +447,7 @@ static int read_for_update(struct store *st, DB_TXN *txn, struct op *op, struct 
  */
 static int op_set(struct store *st, DB_TXN *txn, struct op *op)
 {
-    struct record_header h = {op->flags, op->exptime, now_sec(), 0};
+    struct record_header h = {op->flags, op->exptime, now_sec(), 0, op->meta_bits};
     int ret = next_cas(st, &h.cas);
     if (ret != 0) {
         return ret;
@@ -403,6 +496,7 @@ static int op_update(struct store *st, DB_TXN *txn, struct op *op)
     }
     size_t old_n = exists ? len - RECORD_HEADER : 0;
     const char *old_v = op->rd->data + RECORD_HEADER;
+    bool stale_write = false;
 
     switch (op->mode) {
     case STORE_MODE_ADD:
@@ -429,23 +523,34 @@ static int op_update(struct store *st, DB_TXN *txn, struct op *op)
             return 0;
         }
         if (old.cas != op->cas_in) {
-            op->status = STORE_EXISTS;
-            return 0;
+            /* ms I: a writer holding an older unique still stores, as a stale value */
+            stale_write = op->invalidate && op->cas_in != 0 && op->cas_in < old.cas;
+            if (!stale_write) {
+                op->status = STORE_EXISTS;
+                return 0;
+            }
         }
         break;
     case STORE_MODE_SET:
         break;
     }
 
-    struct record_header h = {op->flags, op->exptime, now_sec(), 0};
+    struct record_header h = {op->flags, op->exptime, now_sec(), 0, op->meta_bits};
+    if (stale_write) {
+        /* memcached keeps the item's exptime and its win token for the stale value */
+        h.exptime = old.exptime;
+        h.meta |= RECORD_META_STALE | (old.meta & RECORD_META_WON);
+    }
     const char *a = op->data;
     size_t na = op->ndata;
     const char *b = NULL;
     size_t nb = 0;
     if (op->mode == STORE_MODE_APPEND || op->mode == STORE_MODE_PREPEND) {
-        /* memcached keeps the stored item's flags and exptime */
+        /* memcached keeps the stored item's flags and exptime; its new item has no meta
+         * state (not even a base64 key's) */
         h.flags = old.flags;
         h.exptime = old.exptime;
+        h.meta = 0;
         if (ITEM_OVERHEAD(op->nkey, h.flags) + old_n + op->ndata > op->item_max) {
             op->status = STORE_TOO_LARGE;
             return 0;
@@ -526,9 +631,13 @@ static int op_get_touch(struct store *st, DB_TXN *txn, struct op *op)
     if (op->item != NULL) {
         fill_item(op->item, &h, rec, len);
     }
+    fetched_mark(st, op->key, op->nkey, h.cas);    /* memcached's touch counts as a fetch */
     op->status = STORE_OK;
     return 0;
 }
+
+static enum store_status get_entered(struct store *st, struct store_buf *buf, const char *key,
+                                     size_t nkey, struct store_item *item);
 
 enum store_status store_get(struct store *st, struct store_buf *buf, const char *key,
                             size_t nkey, bool touch, uint32_t exptime, struct store_item *item)
@@ -537,6 +646,27 @@ enum store_status store_get(struct store *st, struct store_buf *buf, const char 
         struct op op = {.rd = buf, .key = key, .nkey = nkey, .exptime = exptime, .item = item};
         return run_txn(st, op_get_touch, &op);
     }
+    if (tl_batch.txn != NULL) {
+        return get_entered(st, buf, key, nkey, item);
+    }
+    for (int attempt = 0;; attempt++) {
+        if (bdb_handles_enter(st) != 0) {
+            return STORE_ERROR;
+        }
+        tl_handles_dead = false;
+        enum store_status s = get_entered(st, buf, key, nkey, item);
+        bdb_handles_leave(st);
+        if (!tl_handles_dead || attempt >= 2) {
+            return s;
+        }
+        bdb_handles_dead(st);
+    }
+}
+
+/* A plain read, inside bdb_handles_enter (or a batch). */
+static enum store_status get_entered(struct store *st, struct store_buf *buf, const char *key,
+                                     size_t nkey, struct store_item *item)
+{
     for (int attempt = 0;; attempt++) {
         size_t len;
         /* inside a batch the read must use its transaction: a read of our own uncommitted
@@ -555,7 +685,10 @@ enum store_status store_get(struct store *st, struct store_buf *buf, const char 
         }
         if (ret != 0) {
             store_note_error(st, ret);
-            store_log(st, 0, "get: %s", db_strerror(ret));
+            note_repl_error(st, ret);
+            if (st->cfg.repl == NULL || (ret != DB_REP_HANDLE_DEAD && ret != DB_REP_LOCKOUT)) {
+                store_log(st, 0, "get: %s", db_strerror(ret));
+            }
             return STORE_ERROR;
         }
         struct record_header h;
@@ -564,6 +697,7 @@ enum store_status store_get(struct store *st, struct store_buf *buf, const char 
             return STORE_NOT_FOUND;
         }
         fill_item(item, &h, buf->data, len);
+        fetched_mark(st, key, nkey, h.cas);
         return STORE_OK;
     }
 }
@@ -580,7 +714,7 @@ static int delta_create(struct store *st, DB_TXN *txn, struct op *op, size_t old
 {
     const struct store_delta_args *a = op->dargs;
     struct store_delta_result *r = op->dres;
-    struct record_header h = {0, a->create_exptime, now_sec(), 0};
+    struct record_header h = {0, a->create_exptime, now_sec(), 0, 0};
     r->value = a->initial;
     r->ndigits = proto_u64_to_dec(r->digits, a->initial);
     r->digits[r->ndigits] = '\0';
@@ -598,6 +732,7 @@ static int delta_create(struct store *st, DB_TXN *txn, struct op *op, size_t old
     r->cas = h.cas;
     r->created = true;
     r->exptime = h.exptime;
+    r->old_exptime = 0;
     op->status = STORE_OK;
     return 0;
 }
@@ -622,6 +757,11 @@ static int op_delta(struct store *st, DB_TXN *txn, struct op *op)
         op->status = STORE_NOT_FOUND;
         return 0;
     }
+    if (old_n == 0) {
+        /* memcached refuses an empty value before it looks at the cas */
+        op->status = STORE_NON_NUMERIC;
+        return 0;
+    }
     if (a->cas_in != 0 && a->cas_in != h.cas) {
         op->status = STORE_EXISTS;
         return 0;
@@ -643,6 +783,10 @@ static int op_delta(struct store *st, DB_TXN *txn, struct op *op)
     memset(value + r->ndigits, ' ', padded - r->ndigits);
     size_t nvalue = padded;
     h.mtime = now_sec();
+    r->old_exptime = h.exptime;
+    if (r->ndigits > old_n) {
+        h.meta = 0; /* memcached writes a longer number into a new item, without meta state */
+    }
     if (a->set_exptime) {
         h.exptime = a->exptime;
     }
@@ -710,6 +854,252 @@ enum store_status store_delete(struct store *st, struct store_buf *buf, const ch
     return run_txn(st, op_delete, &op);
 }
 
+/* ---- meta commands ---------------------------------------------------------------------- */
+
+/*
+ * An mg's steps over an item, as memcached applies its flags in request order: returns the
+ * resulting exptime and whether this reader wins the token (*won).
+ */
+static uint32_t mget_walk(const struct store_mget_args *a, bool created, uint8_t meta,
+                          uint32_t exptime, bool *won)
+{
+    bool w = false;
+    bool token_out = (meta & RECORD_META_WON) != 0;
+
+    for (size_t i = 0; i < a->nsteps; i++) {
+        const struct store_mget_step *s = &a->steps[i];
+        if (s->flag == 'T') {
+            exptime = s->exptime;
+        } else if (s->flag == 'N' && created) {
+            exptime = s->exptime;
+            w = true;
+        } else if (s->flag == 'R' && !token_out && !created && exptime != 0 &&
+                   exptime < s->exptime) {
+            w = true;   /* it expires before the recache time: this reader refreshes it */
+        }
+    }
+    if ((meta & RECORD_META_STALE) && !token_out) {
+        w = true;       /* the first reader of a stale item refreshes it */
+    }
+    *won = w && !a->no_win;
+    return exptime;
+}
+
+static bool mget_has_ttl(const struct store_mget_args *a)
+{
+    for (size_t i = 0; i < a->nsteps; i++) {
+        if (a->steps[i].flag == 'T') {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void mget_fill(struct store_mget_result *r, const struct record_header *h,
+                      const char *value, size_t nvalue)
+{
+    r->item.flags = h->flags;
+    r->item.exptime = h->exptime;
+    r->item.cas = h->cas;
+    r->item.value = value;
+    r->item.nvalue = nvalue;
+    r->mtime = h->mtime;
+}
+
+/* The writing mg: vivify, T, or a win token to record. */
+static int op_meta_get(struct store *st, DB_TXN *txn, struct op *op)
+{
+    const struct store_mget_args *a = op->margs;
+    struct store_mget_result *r = op->mres;
+    struct record_header h;
+    size_t len;
+    bool exists;
+    bool alive;
+    int ret = read_for_update(st, txn, op, &h, &len, &exists, &alive);
+    if (ret != 0) {
+        return ret;
+    }
+    size_t old_n = exists ? len - RECORD_HEADER : 0;
+    bool created = false;
+    if (!alive) {
+        if (!a->vivify) {
+            op->status = STORE_NOT_FOUND;
+            return 0;
+        }
+        /* memcached links an empty item with flags 0 that never expires until N's TTL is
+         * applied below; it is not marked as having a base64 key */
+        h = (struct record_header){0, 0, now_sec(), 0, 0};
+        if ((ret = next_cas(st, &h.cas)) != 0) {
+            return ret;
+        }
+        created = true;
+    }
+    bool won;
+    uint8_t meta_found = h.meta;
+    uint32_t before = h.exptime;
+    uint32_t exptime = mget_walk(a, created, h.meta, h.exptime, &won);
+    const char *value = created ? "" : op->rd->data + RECORD_HEADER;
+    size_t nvalue = created ? 0 : old_n;
+    if (created || won || exptime != h.exptime) {
+        h.exptime = exptime;
+        if (won) {
+            h.meta |= RECORD_META_WON;
+        }
+        ret = write_record(st, txn, op->key, op->nkey, &h, value, nvalue, NULL, 0);
+        if (ret != 0) {
+            return ret;
+        }
+        op->wrote = true;
+        if (created) {
+            op->count_delta = exists ? 0 : 1;
+            op->bytes_delta = -(int64_t)old_n;
+            op->stored = 1;
+        }
+    }
+    mget_fill(r, &h, value, nvalue);
+    r->exptime_before = created ? 0 : before;
+    r->meta = meta_found;
+    r->created = created;
+    r->won = won;
+    op->status = STORE_OK;
+    return 0;
+}
+
+enum store_status store_meta_get(struct store *st, struct store_buf *buf, const char *key,
+                                 size_t nkey, const struct store_mget_args *args,
+                                 struct store_mget_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    /* a read that changes nothing needs no transaction (a T always writes, as gat does) */
+    for (int attempt = 0; !mget_has_ttl(args); attempt++) {
+        size_t len;
+        int ret = read_record(st->items, tl_batch.txn, buf, key, nkey, 0, &len);
+        if (ret != 0 && ret != DB_NOTFOUND) {
+            if (tl_batch.txn != NULL) {
+                tl_batch.failed = true;
+                store_set_error(ret);
+                return STORE_ERROR;
+            }
+            if (retryable(ret) && attempt < STORE_DEADLOCK_RETRIES) {
+                continue;
+            }
+            store_note_error(st, ret);
+            store_log(st, 0, "get: %s", db_strerror(ret));
+            return STORE_ERROR;
+        }
+        struct record_header h;
+        if (ret == DB_NOTFOUND ||
+            !record_decode_header((const unsigned char *)buf->data, len, &h) ||
+            store_record_dead(st, &h, now_sec())) {
+            if (!args->vivify) {
+                return STORE_NOT_FOUND;
+            }
+            break;
+        }
+        bool won;
+        mget_walk(args, false, h.meta, h.exptime, &won);
+        if (won) {
+            break;      /* the token must be recorded: do it again under a write lock */
+        }
+        mget_fill(res, &h, buf->data + RECORD_HEADER, len - RECORD_HEADER);
+        res->exptime_before = h.exptime;
+        res->meta = h.meta;
+        res->fetched = fetched_test(st, key, nkey, h.cas);
+        if (!args->no_bump) {
+            fetched_mark(st, key, nkey, h.cas);
+        }
+        return STORE_OK;
+    }
+    struct op op = {.rd = buf, .key = key, .nkey = nkey, .margs = args, .mres = res};
+    enum store_status s = run_txn(st, op_meta_get, &op);
+    if (s == STORE_OK) {
+        res->fetched = !res->created && fetched_test(st, key, nkey, res->item.cas);
+        if (!args->no_bump) {
+            fetched_mark(st, key, nkey, res->item.cas);
+        }
+    }
+    return s;
+}
+
+enum store_status store_meta_set(struct store *st, struct store_buf *buf, const char *key,
+                                 size_t nkey, const struct store_mset_args *args,
+                                 uint64_t *cas_out)
+{
+    struct op op = {.rd = buf, .mode = args->mode, .key = key, .nkey = nkey,
+                    .flags = args->flags, .exptime = args->exptime, .cas_in = args->cas_in,
+                    .data = args->data, .ndata = args->ndata, .item_max = st->cfg.item_max,
+                    .meta_bits = args->key_binary ? RECORD_META_KEY_BINARY : 0,
+                    .invalidate = args->invalidate};
+    enum store_status s = run_txn(st, op_update, &op);
+    if (s == STORE_TOO_LARGE) {
+        s = STORE_NOT_STORED;   /* memcached's append fails to allocate the bigger item */
+    }
+    if (s == STORE_STORED && cas_out != NULL) {
+        *cas_out = op.cas_out;
+    }
+    return s;
+}
+
+static int op_meta_delete(struct store *st, DB_TXN *txn, struct op *op)
+{
+    const struct store_mdelete_args *a = op->mdargs;
+    struct record_header h;
+    size_t len;
+    bool exists;
+    bool alive;
+    int ret = read_for_update(st, txn, op, &h, &len, &exists, &alive);
+    if (ret != 0) {
+        return ret;
+    }
+    if (!alive) {
+        op->status = STORE_NOT_FOUND;   /* a dead record is the sweeper's to remove */
+        return 0;
+    }
+    if (a->has_cas && h.cas != a->cas) {
+        op->status = STORE_EXISTS;
+        return 0;
+    }
+    if (a->invalidate) {
+        /* the value stays, stale, with a new unique; the next reader gets the token */
+        op->value = h.cas;
+        if ((ret = next_cas(st, &h.cas)) != 0) {
+            return ret;
+        }
+        if (a->set_exptime) {
+            h.exptime = a->exptime;
+        }
+        h.meta = (uint8_t)((h.meta | RECORD_META_STALE) & ~RECORD_META_WON);
+        ret = write_record(st, txn, op->key, op->nkey, &h, op->rd->data + RECORD_HEADER,
+                           len - RECORD_HEADER, NULL, 0);
+        if (ret != 0) {
+            return ret;
+        }
+        op->cas_out = h.cas;
+    } else {
+        DBT k;
+        init_key(&k, op->key, op->nkey);
+        if ((ret = BDB_CALL(st->items->del(st->items, txn, &k, 0))) != 0) {
+            return ret;
+        }
+        op->count_delta = -1;
+        op->bytes_delta = -(int64_t)(len - RECORD_HEADER);
+    }
+    op->wrote = true;
+    op->status = STORE_OK;
+    return 0;
+}
+
+enum store_status store_meta_delete(struct store *st, struct store_buf *buf, const char *key,
+                                    size_t nkey, const struct store_mdelete_args *args)
+{
+    struct op op = {.rd = buf, .key = key, .nkey = nkey, .mdargs = args};
+    enum store_status s = run_txn(st, op_meta_delete, &op);
+    if (s == STORE_OK && args->invalidate && fetched_test(st, key, nkey, op.value)) {
+        fetched_mark(st, key, nkey, op.cas_out);    /* memcached's item keeps its mark */
+    }
+    return s;
+}
+
 static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int op_flush(struct store *st, DB_TXN *txn, struct op *op)
@@ -722,15 +1112,23 @@ static int op_flush(struct store *st, DB_TXN *txn, struct op *op)
 
 enum store_status store_flush_all(struct store *st, uint32_t at_abs)
 {
+    if (!store_writable(st)) {
+        return STORE_ERROR;
+    }
     pthread_mutex_lock(&flush_lock);
     uint64_t old_cas = atomic_load(&st->flush_cas);
     uint32_t old_time = atomic_load(&st->flush_time);
     if (at_abs == 0) {
         uint64_t cas;
-        int ret = next_cas(st, &cas);
+        int ret = bdb_handles_enter(st) != 0 ? EAGAIN : next_cas(st, &cas);
+        if (ret != EAGAIN) {
+            bdb_handles_leave(st);
+        }
         if (ret != 0) {
             pthread_mutex_unlock(&flush_lock);
-            store_set_error(ret);
+            if (ret != EAGAIN) {
+                store_set_error(ret);
+            }
             return STORE_ERROR;
         }
         /* every item written so far has a smaller cas; an immediate flush also cancels a
@@ -773,10 +1171,14 @@ enum store_status store_range(struct store *st, struct store_buf *buf, const cha
     char kbuf[PROTO_KEY_MAX + 1];
     uint32_t sent = 0;
     uint32_t now = now_sec();
+    if (bdb_handles_enter(st) != 0) {
+        return STORE_ERROR;
+    }
     int ret = st->items->cursor(st->items, NULL, &cur, 0);
 
     (void)buf;
     if (ret != 0) {
+        bdb_handles_leave(st);
         store_set_error(ret);
         return STORE_ERROR;
     }
@@ -808,6 +1210,10 @@ enum store_status store_range(struct store *st, struct store_buf *buf, const cha
     }
     free(d.data);
     cur->close(cur);
+    bdb_handles_leave(st);
+    if (ret == DB_REP_HANDLE_DEAD) {
+        bdb_handles_dead(st);
+    }
     if (ret != 0 && ret != DB_NOTFOUND) {
         store_set_error(ret);
         return STORE_ERROR;
@@ -837,15 +1243,22 @@ int store_open(const struct store_config *cfg, struct store **out)
         return -1;
     }
     st->cfg = *cfg;
+    st->fetched = calloc(FETCHED_BITS / 64, sizeof(*st->fetched));
+    if (st->fetched == NULL) {
+        free(st);
+        return -1;
+    }
     pthread_mutex_init(&st->bg_lock, NULL);
     pthread_cond_init(&st->bg_cond, NULL);
     if (bdb_env_open(st) != 0) {
         bdb_env_close(st);
+        free(st->fetched);
         free(st);
         return -1;
     }
     if (store_start_threads(st) != 0) {
         bdb_env_close(st);
+        free(st->fetched);
         free(st);
         return -1;
     }
@@ -885,20 +1298,27 @@ static int log_write_to_os(struct store *st)
     d.data = &v;
     d.size = 1;
     int ret = 0;
+    if (bdb_handles_enter(st) != 0) {
+        return EAGAIN;
+    }
     for (int attempt = 0; attempt <= STORE_DEADLOCK_RETRIES; attempt++) {
         ret = st->env->txn_begin(st->env, NULL, &txn, 0);
         if (ret != 0) {
-            return ret;
+            break;
         }
         ret = st->meta->put(st->meta, txn, &k, &d, 0);
         if (ret == 0) {
-            return txn->commit(txn, DB_TXN_WRITE_NOSYNC);
+            ret = txn->commit(txn, DB_TXN_WRITE_NOSYNC);
+            /* the writes it covers had their own acks; this marker carries no data */
+            repl_clear_perm_failed();
+            break;
         }
         txn->abort(txn);
         if (!retryable(ret)) {
             break;
         }
     }
+    bdb_handles_leave(st);
     return ret;
 }
 
@@ -956,5 +1376,6 @@ void store_close(struct store *st)
     bdb_env_close(st);
     pthread_mutex_destroy(&st->bg_lock);
     pthread_cond_destroy(&st->bg_cond);
+    free(st->fetched);
     free(st);
 }

@@ -58,10 +58,13 @@ void store_stats(struct store *st, store_stat_fn fn, void *arg)
     fn(arg, "engine", DB_VERSION_STRING);
 
     DB_BTREE_STAT *bs = NULL;
-    if (st->items->stat(st->items, NULL, &bs, DB_FAST_STAT) == 0 && bs != NULL) {
-        emit_u64(fn, arg, "page_size", bs->bt_pagesize);
-        emit_u64(fn, arg, "pages", bs->bt_pagecnt);
-        free(bs);
+    if (bdb_handles_enter(st) == 0) {
+        if (st->items->stat(st->items, NULL, &bs, DB_FAST_STAT) == 0 && bs != NULL) {
+            emit_u64(fn, arg, "page_size", bs->bt_pagesize);
+            emit_u64(fn, arg, "pages", bs->bt_pagecnt);
+            free(bs);
+        }
+        bdb_handles_leave(st);
     }
 
     DB_MPOOL_STAT *ms = NULL;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "replication/repl.h"
 #include "storage/bdb_env.h"
 
 /* Items deleted per sweeper transaction: small, so a sweep never holds many locks. */
@@ -204,6 +205,14 @@ static void *sweeper_main(void *arg)
     while (!bg_stopping(st)) {
         uint32_t now = (uint32_t)time(NULL);
         int n;
+        /* a slave never writes: its master's sweeper deletes, and the deletes replicate (its
+         * readers treat expired and flushed items as misses meanwhile) */
+        if (!repl_is_master(st->cfg.repl) || bdb_handles_enter(st) != 0) {
+            if (bg_wait(st, st->cfg.sweep_interval_ms)) {
+                break;
+            }
+            continue;
+        }
         do {
             n = sweep_expired_batch(st, now);
         } while (n == SWEEP_BATCH && !bg_stopping(st));
@@ -217,9 +226,11 @@ static void *sweeper_main(void *arg)
             if (r == 1) {
                 scan.started = false;
                 finish_flush_scan(st);
+                bdb_handles_leave(st);
                 continue;
             }
         }
+        bdb_handles_leave(st);
         if (bg_wait(st, st->cfg.sweep_interval_ms)) {
             break;
         }

@@ -181,7 +181,9 @@ static void check_outcome(const char *buf, size_t len, const struct outcome *o,
         CHECK(!res->close || res->swallow == 0);
         CHECK(!res->unlink_key || (req->nkey >= 1 && req->nkey <= PROTO_KEY_MAX &&
                                    req->key == buf + PROTO_BIN_HEADER + h.extlen));
-        CHECK(!res->too_large || res->swallow + h.extlen + h.keylen == h.bodylen);
+        /* a counted swallow is a value over -I: the rest of the body */
+        CHECK(res->swallow == 0 || res->swallow_uncounted ||
+              res->swallow + h.extlen + h.keylen == h.bodylen);
         /* a swallow never reaches past the announced body, bar memcached's unknown-opcode
          * rule that counts the extras and key twice */
         CHECK(res->swallow <= h.bodylen);
@@ -235,7 +237,7 @@ static bool same_outcome(const struct outcome *a, const char *abuf, const struct
 
     if (r->status != s->status || r->consumed != s->consumed || r->swallow != s->swallow ||
         r->unlink_key != s->unlink_key || r->close != s->close ||
-        r->too_large != s->too_large || r->npacket != s->npacket ||
+        r->swallow_uncounted != s->swallow_uncounted || r->npacket != s->npacket ||
         memcmp(r->packet, s->packet, r->npacket) != 0) {
         return false;
     }

@@ -55,7 +55,7 @@ def server(servers):
 PROTOCOL_SERVERS = {
     "text": ("mcstore", "memcached"),
     "binary": ("memcached",),               # flip to ("mcstore", "memcached")
-    "meta": ("memcached",),                 # flip to ("mcstore", "memcached")
+    "meta": ("mcstore", "memcached"),
 }
 PROTOCOL_CASES = [pytest.param(proto, kind, id="%s-%s" % (proto, kind))
                   for proto, kinds in PROTOCOL_SERVERS.items() for kind in kinds]

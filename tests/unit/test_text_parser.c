@@ -221,7 +221,8 @@ static const char *cmd_name(enum proto_cmd c)
     static const char *const names[] = {
         "NONE", "GET", "GETS", "GAT", "GATS", "SET", "ADD", "REPLACE", "APPEND", "PREPEND",
         "CAS", "INCR", "DECR", "DELETE", "TOUCH", "FLUSH_ALL", "VERSION", "VERBOSITY", "QUIT",
-        "STATS", "RGET", "DB_CHECKPOINT", "DB_ARCHIVE", "DEBUG_FAULT",
+        "STATS", "RGET", "DB_CHECKPOINT", "DB_ARCHIVE", "DEBUG_FAULT", "REP_ISMASTER",
+        "REP_WHOISMASTER", "REP_SET_PRIORITY",
     };
     if ((unsigned)c < sizeof names / sizeof names[0]) {
         return names[c];
@@ -1560,6 +1561,11 @@ static const struct pcase misc_cases[] = {
     /* MemcacheDB extras (no memcached reference) */
     { .name = "db_checkpoint", IN("db_checkpoint\r\n"), REQ(.cmd = PROTO_CMD_DB_CHECKPOINT) },
     { .name = "db_archive", IN("db_archive\r\n"), REQ(.cmd = PROTO_CMD_DB_ARCHIVE) },
+    { .name = "rep_ismaster", IN("rep_ismaster\r\n"), REQ(.cmd = PROTO_CMD_REP_ISMASTER) },
+    { .name = "rep_whoismaster", IN("rep_whoismaster\r\n"),
+      REQ(.cmd = PROTO_CMD_REP_WHOISMASTER) },
+    { .name = "rep_set_priority", IN("rep_set_priority 42\r\n"),
+      REQ(.cmd = PROTO_CMD_REP_SET_PRIORITY, .arg = "42") },
     /* MemcacheDB: rget <start> <end> <left open 0|1> <right open 0|1> <max items> */
     { .name = "rget_basic", IN("rget a z 0 1 10\r\n"),
       REQ(.cmd = PROTO_CMD_RGET, .key = "a", .key2 = "z", .right_open = true, .max = 10) },
