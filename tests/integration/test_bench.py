@@ -49,12 +49,10 @@ def server(servers):
     return servers.mcstore("-t", "2")
 
 
-# The server kinds each --protocol is tested against. mcstore's binary and meta protocols are
-# being written on other branches: once they are merged, add "mcstore" to the binary and meta
-# tuples (the two lines marked below) and nothing else needs to change.
+# The server kinds each --protocol is tested against: every protocol against both.
 PROTOCOL_SERVERS = {
     "text": ("mcstore", "memcached"),
-    "binary": ("memcached",),               # flip to ("mcstore", "memcached")
+    "binary": ("mcstore", "memcached"),
     "meta": ("mcstore", "memcached"),
 }
 PROTOCOL_CASES = [pytest.param(proto, kind, id="%s-%s" % (proto, kind))
