@@ -600,8 +600,8 @@ def test_meta_batch_rolled_back_and_rerun(pair):
     are those of one execution (no double increment, one win token)."""
     m, _ = pair
     with mctest.Conn(m.port) as c:
-        if mctest.stats(c, b"settings").get("test_hooks") != "yes":
-            pytest.skip("mcstore built without --enable-test-hooks")
+        assert mctest.stats(c, b"settings").get("test_hooks") == "yes", \
+            "fault injection needs a build configured with --enable-test-hooks (script/test's)"
         before = int(mctest.stats(c, b"storage")["batches_failed"])
         for n in range(1, 12):
             k = b"mb%d" % n
