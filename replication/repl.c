@@ -45,6 +45,10 @@ struct repl {
     _Atomic int master_eid;     /* the master's environment id, EID_SELF or EID_NONE */
     _Atomic bool startup_done;  /* a slave in sync with its master */
     _Atomic bool ready;         /* master and store prepared: writes are taken */
+    /* Members in Berkeley DB's group membership, this one included (0 = not counted yet); the
+     * monitor recounts it. DB_REPMGR_ACKS_ALL waits only for members that have joined, so
+     * before every founding member joined once, "all" must not be promised. */
+    _Atomic int known_members;
     _Atomic uint64_t elections_won;
     _Atomic uint64_t elections_failed;
     _Atomic uint64_t acks_failed;
@@ -184,8 +188,18 @@ bool repl_master_addr(struct repl *r, char *buf, size_t n)
 const char *repl_write_refusal(struct repl *r, char *buf, size_t n)
 {
     char addr[REPL_HOST_MAX + 8];
+    if (r == NULL) {
+        return NULL;    /* not replicating */
+    }
     if (repl_is_master(r)) {
-        return NULL;
+        int want = r->cfg.nsites != 0 ? r->cfg.nsites : r->cfg.npeers + 1;
+        int have = atomic_load(&r->known_members);
+        if (r->cfg.ack != REPL_ACK_ALL || have >= want) {
+            return NULL;
+        }
+        snprintf(buf, n, "replication group incomplete: %d of %d members have joined, "
+                 "--repl-ack all cannot be met", have, want);
+        return buf;
     }
     if (repl_master_addr(r, addr, sizeof(addr))) {
         snprintf(buf, n, "not master; master is %s", addr);
@@ -624,6 +638,16 @@ static bool monitor_step(struct repl *r, bool refresh)
     return busy;
 }
 
+/* Monitor thread: how many members the group database holds (for --repl-ack all); with
+ * Replication Manager, 5.3 derives nsites from that database. */
+static void count_members(struct repl *r)
+{
+    uint32_t nsites = 0;
+    if (r->env != NULL && r->env->rep_get_nsites(r->env, &nsites) == 0) {
+        atomic_store(&r->known_members, (int)nsites);
+    }
+}
+
 static void *monitor_main(void *arg)
 {
     struct repl *r = arg;
@@ -656,6 +680,7 @@ static void *monitor_main(void *arg)
             last_refresh = now;
         }
         busy = monitor_step(r, refresh);
+        count_members(r);
         if (refresh && !atomic_load(&r->bdb_master) && atomic_load(&r->master_eid) >= 0) {
             send_lsn_report(r);
         }
@@ -792,6 +817,7 @@ void repl_stats(struct repl *r, repl_stat_fn fn, void *arg)
     stat_u64(fn, arg, "repl_internal_inits", atomic_load(&r->inits));
     stat_u64(fn, arg, "repl_join_failures", atomic_load(&r->join_failures));
     stat_u64(fn, arg, "repl_connections_broken", atomic_load(&r->connects_broken));
+    stat_u64(fn, arg, "repl_members_joined", (uint64_t)atomic_load(&r->known_members));
     fn(arg, "repl_last_event", event_name(atomic_load(&r->last_event)));
     int64_t at = atomic_load(&r->last_event_ms);
     stat_u64(fn, arg, "repl_last_event_age_ms", at != 0 ? (uint64_t)(mono_ms() - at) : 0);

@@ -379,6 +379,22 @@ def test_failover_under_load_loses_no_acknowledged_write(servers):
     assert st["repl_last_event"] != "none"
 
 
+def test_ack_all_refused_until_every_member_joined(servers):
+    """A master with --repl-ack all whose peers never came: every write is an error, never a
+    false STORED (founding members are in the group database from the start, and until
+    mcstore has counted them all it refuses by itself)."""
+    p1, p2, p3 = mctest.free_port(), mctest.free_port(), mctest.free_port()
+    m = servers.mcstore("-R", "127.0.0.1:%d" % p1, "-O", "127.0.0.1:%d" % p2,
+                        "-O", "127.0.0.1:%d" % p3, "--repl-mode", "master", "--repl-ack", "all")
+    mctest.wait_for(lambda: repl_stats(m).get("repl_role") == "master", 20, 0.05, "master role")
+    for i in range(5):
+        r = set_reply(m, b"lonely%d" % i, b"x")
+        assert r.startswith(b"SERVER_ERROR replication "), r
+    with mctest.Conn(m.port) as c:
+        assert c.cmd(b"ms lonely 1\r\nx\r\n").startswith(b"SERVER_ERROR replication ")
+    assert repl_stats(m)["repl_members_joined"] == "3"
+
+
 def test_ack_all_with_a_slave_down_is_an_error_not_stored(servers):
     g = Group(servers, 3, modes=["master", "slave", "slave"], ack="all", ack_timeout=400)
     g.start()
@@ -390,6 +406,8 @@ def test_ack_all_with_a_slave_down_is_an_error_not_stored(servers):
     # forms that can still be fewer than three
     mctest.wait_for(lambda: repl_stats(master).get("repl_nsites") == "3", 20, 0.05,
                     "all three members in the master's group membership")
+    mctest.wait_for(lambda: repl_stats(master).get("repl_members_joined") == "3", 20, 0.05,
+                    "mcstore to count all three members (it refuses 'all' writes before)")
     assert set_reply(master, b"a1", b"both") == b"STORED\r\n"
     assert set_reply(master, b"a_ctr", b"1") == b"STORED\r\n"
     wait_value(s2, b"a1", b"both")
