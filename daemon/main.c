@@ -207,6 +207,7 @@ int main(int argc, char **argv)
         .log_archive_dir = s->log_archive,
         .recover_catastrophic = s->recover_catastrophic,
         .page_size = (uint32_t)s->page_size,
+        .log_file_size = (uint32_t)s->log_file_size,
         .repl = srv.repl,
     };
     log_info("opening data home %s (recovery runs if needed)", s->home);

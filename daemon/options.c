@@ -23,6 +23,7 @@ enum long_only {
     OPT_LOG_ARCHIVE,
     OPT_RECOVER_CATASTROPHIC,
     OPT_PAGE_SIZE,
+    OPT_LOG_FILE_SIZE,
     OPT_REPL,           /* every --repl-* option: replication/repl_config.c parses them */
     OPT_TLS_PORT,
     OPT_TLS_CERT,
@@ -56,6 +57,7 @@ static const struct option long_options[] = {
     {"log-archive", required_argument, NULL, OPT_LOG_ARCHIVE},
     {"recover-catastrophic", no_argument, NULL, OPT_RECOVER_CATASTROPHIC},
     {"page-size", required_argument, NULL, OPT_PAGE_SIZE},
+    {"log-file-size", required_argument, NULL, OPT_LOG_FILE_SIZE},
     {"repl-listen", required_argument, NULL, OPT_REPL},
     {"repl-peer", required_argument, NULL, OPT_REPL},
     {"repl-priority", required_argument, NULL, OPT_REPL},
@@ -98,6 +100,7 @@ void options_defaults(struct settings *s)
     s->durability = STORE_DURABILITY_OS;
     s->checkpoint_kb = 64 * 1024;
     s->page_size = 16 * 1024;
+    s->log_file_size = 16 * 1024 * 1024;
     repl_config_defaults(&s->repl);
     s->tls_handshake_timeout = 10;
 }
@@ -202,6 +205,8 @@ void options_usage(const struct settings *d)
            "    --checkpoint-kb=KB     also checkpoint after this much log, 0 = off (default: %zu)\n"
            "    --log-archive=DIR      move log files recovery no longer needs to DIR (default:\n"
            "                           delete them)\n"
+           "    --log-file-size=SIZE   Berkeley DB log file size, 256k to 1g; logs are removed\n"
+           "                           as whole files (default: %zum)\n"
            "    --recover-catastrophic run Berkeley DB's catastrophic recovery at start\n"
            "    --page-size=SIZE       items.db page size for a new data home; 32k keeps 4 KiB\n"
            "                           values on their page (default: %zuk)\n"
@@ -232,7 +237,8 @@ void options_usage(const struct settings *d)
            PACKAGE_VERSION, d->port, d->listen_addr, d->max_conns, d->threads,
            d->item_max / (1024 * 1024), d->home, d->cache_mb,
            store_durability_name(d->durability), d->idle_timeout, d->write_timeout,
-           d->max_output / (1024 * 1024), d->checkpoint_sec, d->checkpoint_kb, d->page_size / 1024, d->sweep_interval_ms,
+           d->max_output / (1024 * 1024), d->checkpoint_sec, d->checkpoint_kb,
+           d->log_file_size / (1024 * 1024), d->page_size / 1024, d->sweep_interval_ms,
            repl_mode_name(d->repl.mode), d->repl.priority, repl_ack_name(d->repl.ack),
            d->repl.ack_timeout_ms, repl_two_site_name(d->repl.two_site));
     printf("\nTLS (1.2 and newer):\n"
@@ -365,6 +371,14 @@ int options_parse(struct settings *s, int argc, char **argv)
             break;
         case OPT_AUTH_FILE:
             s->auth_file = optarg;
+            break;
+        case OPT_LOG_FILE_SIZE:
+            /* Berkeley DB wants a log file at least 4 log buffers long; the buffer shrinks
+             * with the file (storage/bdb_env.c), to 64 KiB at 256k */
+            if (!options_parse_size(optarg, &s->log_file_size) ||
+                s->log_file_size < 256 * 1024 || s->log_file_size > 1024 * 1024 * 1024) {
+                return bad("--log-file-size (256k to 1g)", optarg);
+            }
             break;
         case OPT_PAGE_SIZE:
             /* Berkeley DB takes powers of two from 512 bytes to 64 KiB */

@@ -40,6 +40,7 @@ struct settings {
     const char *log_archive;    /* --log-archive DIR: keep old logs there instead of deleting */
     bool recover_catastrophic;  /* --recover-catastrophic: DB_RECOVER_FATAL at start */
     size_t page_size;           /* --page-size: items.db page size for a new data home */
+    size_t log_file_size;       /* --log-file-size: Berkeley DB log file size (16m) */
     struct repl_config repl;    /* -R -O -M -S and --repl-*: replication (doc/replication.md) */
     bool tls_main;              /* -Z --enable-tls: the -p port speaks TLS (memcached's -Z) */
     int tls_port;               /* --tls-port: a TLS port beside the plain one (0 = none) */

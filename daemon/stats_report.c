@@ -138,6 +138,7 @@ static void stats_settings(struct server *srv, const struct emitter *o)
     stat_line(o, "durability", "%s", store_durability_name(s->durability));
     stat_line(o, "checkpoint_kb", "%zu", s->checkpoint_kb);
     stat_line(o, "page_size", "%zu", s->page_size);
+    stat_line(o, "log_file_size", "%zu", s->log_file_size);
     stat_line(o, "log_archive", "%s", s->log_archive != NULL ? s->log_archive : "(remove)");
     stat_line(o, "test_hooks", "%s", store_fault_available() ? "yes" : "no");
     /* memcached's names and values (ssl_verify_mode 0 none, 1 request, 2 require) */

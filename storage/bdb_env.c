@@ -286,8 +286,12 @@ int bdb_env_open(struct store *st)
     env->set_lk_max_locks(env, 100000);
     env->set_lk_max_objects(env, 100000);
     env->set_lk_max_lockers(env, 10000);
-    env->set_lg_bsize(env, 4 * 1024 * 1024);
-    env->set_lg_max(env, 16 * 1024 * 1024);
+    /* the log buffer may be at most a quarter of a log file (Berkeley DB's rule); old logs go
+     * as whole files, so small files let archival (and tests) drop them sooner */
+    uint32_t lg_max = st->cfg.log_file_size != 0 ? st->cfg.log_file_size : 16 * 1024 * 1024;
+    uint32_t lg_bsize = lg_max / 4 < 4 * 1024 * 1024 ? lg_max / 4 : 4 * 1024 * 1024;
+    env->set_lg_bsize(env, lg_bsize);
+    env->set_lg_max(env, lg_max);
     env->set_tx_max(env, 1000);
     /* Commits stay in the log buffer. Before the replies of a batch go out, store_sync()
      * writes the log to the OS (os: survives kill -9; the checkpoint thread also syncs it to

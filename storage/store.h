@@ -27,6 +27,7 @@ struct store_config {
     const char *log_archive_dir;/* move logs no longer needed here instead of deleting them */
     bool recover_catastrophic;  /* open with DB_RECOVER_FATAL instead of normal recovery */
     uint32_t page_size;         /* items.db page size when it is created (0 = 16 KiB) */
+    uint32_t log_file_size;     /* Berkeley DB log file size (0 = 16 MiB); at least 256 KiB */
     /* Receives Berkeley DB's and the store's messages: level 0 error, 1 warning, 2 info. */
     void (*log_fn)(int level, const char *msg);
     /* Replication (doc/replication.md), or NULL. With it, writes run only while this member

@@ -542,3 +542,55 @@ def test_two_member_group(servers, two_site):
         master.start_again()
         wait_slave_of(master, survivor)
         wait_value(master, b"pair", b"2")
+
+
+ARCHIVE_HOLD = 30.0         # seconds Berkeley DB 5.3 keeps logs after a member disconnects
+
+
+def log_files(server):
+    return sorted(f for f in os.listdir(server.datadir) if f.startswith("log."))
+
+
+def test_archived_logs_catch_up_by_internal_init(servers):
+    """A slave stopped while the master fills several log files and archives them comes back
+    to a master that no longer has the log it needs: Berkeley DB's internal init copies it
+    the databases, then the log (doc/replication.md)."""
+    # 256 KiB log files: old logs go as whole files, so a few MB make several to drop
+    g = Group(servers, 3, modes=["master", "slave", "slave"], ack="quorum",
+              extra=["--log-file-size", "256k"])
+    g.start()
+    master, s1, s2 = g.members
+    assert g.master() is master
+    wait_slave_of(s1, master)
+    wait_slave_of(s2, master)
+    data = bulk_write(master, b"i0_", 50, 100)
+    assert wait_all_keys(s2, data) == {}
+    first = log_files(master)[0]
+
+    assert s2.stop() == 0
+    stopped = time.monotonic()
+    # ~1.2 MB of values: several 256 KiB log files, then checkpoints past them all
+    data.update(bulk_write(master, b"i1_", 300, 4000))
+
+    # Berkeley DB 5.3 refuses to archive for 30 s after a member's connection closes (or an
+    # internal init), to give it time to come back; then the files go
+    def archived():
+        with mctest.Conn(master.port) as c:
+            assert c.cmd(b"db_checkpoint\r\n") == b"OK\r\n"
+        return first not in log_files(master)
+    mctest.wait_for(archived, ARCHIVE_HOLD + 30, 1.0,
+                    "the master archives %s (has %s)" % (first, log_files(master)))
+    print("master archived its old logs %.1f s after the slave stopped; left: %s"
+          % (time.monotonic() - stopped, log_files(master)))
+
+    s2.start_again()
+    wait_slave_of(s2, master)
+    assert wait_all_keys(s2, data, timeout=60) == {}
+    # the restarted process recorded an internal init (Berkeley DB's DB_EVENT_REP_INIT_DONE);
+    # a restart the master's log covers records none (test_restart_catch_up)
+    st = repl_stats(s2)
+    assert int(st["repl_internal_inits"]) >= 1, st
+    print("slave after restart: repl_internal_inits=%s" % st["repl_internal_inits"])
+    # and it goes on replicating after its databases were replaced under it
+    assert set_reply(master, b"after_init", b"yes") == b"STORED\r\n"
+    wait_value(s2, b"after_init", b"yes")
