@@ -20,31 +20,13 @@
 
 #include "protocol/binary.h"
 #include "protocol/request.h"
+#include "tests/fuzz/fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Requests per stream that also get the prefix checks. */
-#define SPLIT_REQUESTS 8
-/* Pseudo-random split points per such request, besides the ones at the request's edges. */
-#define HASH_SPLITS 4
-/* An item limit that a key and a few value bytes already exceed (48 bytes of header). */
-#define TINY_ITEM_MAX 100
-#define ITEM_MAX_DEFAULT ((size_t)1024 * 1024)
 /* A stream can hold at most this many requests of 24 bytes; a bound against a parser that
  * would consume nothing and loop. */
 #define MAX_REQUESTS 1000
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fail(__LINE__, #cond);                                                                 \
-        }                                                                                          \
-    } while (0)
-
-struct outcome {
-    struct proto_request req;
-    struct proto_result res;
-};
 
 /* The header fields, decoded independently of the parser. */
 struct header {
@@ -55,25 +37,6 @@ struct header {
     size_t bodylen;
     uint32_t opaque;
 };
-
-static _Noreturn void fail(int line, const char *what)
-{
-    fprintf(stderr, "fuzz_binary.c:%d: property violated: %s\n", line, what);
-    __builtin_trap();
-}
-
-static bool within(const char *p, size_t n, const char *base, size_t limit)
-{
-    uintptr_t a = (uintptr_t)p;
-    uintptr_t b = (uintptr_t)base;
-
-    return a >= b && a - b <= limit && n <= limit - (a - b);
-}
-
-static bool field_within(const char *p, size_t n, const char *base, size_t limit)
-{
-    return p == NULL ? n == 0 : within(p, n, base, limit);
-}
 
 static uint32_t be32(const unsigned char *p)
 {
@@ -219,14 +182,6 @@ static void check_outcome(const char *buf, size_t len, const struct outcome *o,
     }
 }
 
-static bool same_ptr(const char *a, const char *abuf, const char *b, const char *bbuf)
-{
-    if (a == NULL || b == NULL) {
-        return a == b;
-    }
-    return a - abuf == b - bbuf;
-}
-
 static bool same_outcome(const struct outcome *a, const char *abuf, const struct outcome *b,
                          const char *bbuf)
 {
@@ -290,25 +245,6 @@ static void check_prefix(const char *buf, size_t k, const struct outcome *full,
         CHECK(p.res.status == fs);
     }
     free(copy);
-}
-
-static uint64_t input_hash(const char *buf, size_t len)
-{
-    uint64_t h = UINT64_C(14695981039346656037) ^ len;
-    size_t n = len < 64 ? len : 64;
-
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (unsigned char)buf[i]) * UINT64_C(1099511628211);
-    }
-    return h;
-}
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= UINT64_C(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    return x;
 }
 
 static void check_prefixes(const char *buf, size_t len, const struct outcome *full,

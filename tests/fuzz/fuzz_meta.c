@@ -22,39 +22,9 @@
 #include "protocol/meta.h"
 #include "protocol/request.h"
 #include "protocol/text.h"
+#include "tests/fuzz/fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define SPLIT_REQUESTS 8
-#define HASH_SPLITS 4
-#define TINY_ITEM_MAX 100
-#define ITEM_MAX_DEFAULT ((size_t)1024 * 1024)
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fail(__LINE__, #cond);                                                                 \
-        }                                                                                          \
-    } while (0)
-
-struct outcome {
-    struct proto_request req;
-    struct proto_result res;
-};
-
-static _Noreturn void fail(int line, const char *what)
-{
-    fprintf(stderr, "fuzz_meta.c:%d: property violated: %s\n", line, what);
-    __builtin_trap();
-}
-
-static bool within(const char *p, size_t n, const char *base, size_t limit)
-{
-    uintptr_t a = (uintptr_t)p;
-    uintptr_t b = (uintptr_t)base;
-
-    return p != NULL && a >= b && a - b <= limit && n <= limit - (a - b);
-}
 
 static bool is_meta(enum proto_cmd cmd)
 {
@@ -277,14 +247,6 @@ static void check_prefix(const char *buf, size_t k, const struct outcome *full,
         CHECK(p.res.need == 0 || p.res.need == full->res.consumed);
     }
     free(copy);
-}
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= UINT64_C(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    return x;
 }
 
 static void check_prefixes(const char *buf, size_t len, const struct outcome *full,

@@ -20,53 +20,14 @@
 
 #include "protocol/request.h"
 #include "protocol/text.h"
+#include "tests/fuzz/fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Requests per stream that also get the prefix checks; each costs a few copies of the input. */
-#define SPLIT_REQUESTS 8
-/* Pseudo-random split points per such request, besides the ones at the request's edges. */
-#define HASH_SPLITS 4
-/* A value far from any real item size: 48 bytes of header plus a short key leave ~40 bytes. */
-#define TINY_ITEM_MAX 100
-#define ITEM_MAX_DEFAULT ((size_t)1024 * 1024)
 /* The longest reply line the parser hands out; any longer one means a corrupt pointer. */
 #define ERROR_LINE_MAX 200
 /* A fixed "now" keeps proto_exptime_to_abs() deterministic. */
 #define NOW INT64_C(1700000000)
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fail(__LINE__, #cond);                                                                 \
-        }                                                                                          \
-    } while (0)
-
-struct outcome {
-    struct proto_request req;
-    struct proto_result res;
-};
-
-static _Noreturn void fail(int line, const char *what)
-{
-    fprintf(stderr, "fuzz_text.c:%d: property violated: %s\n", line, what);
-    __builtin_trap();
-}
-
-/* p[0..n) lies inside base[0..limit). Compared as integers: the fuzzer must not rely on the
- * very property it checks to keep the pointer comparison defined. */
-static bool within(const char *p, size_t n, const char *base, size_t limit)
-{
-    uintptr_t a = (uintptr_t)p;
-    uintptr_t b = (uintptr_t)base;
-
-    return a >= b && a - b <= limit && n <= limit - (a - b);
-}
-
-static bool field_within(const char *p, size_t n, const char *base, size_t limit)
-{
-    return p == NULL ? n == 0 : within(p, n, base, limit);
-}
 
 static bool has_control(const char *s, size_t n)
 {
@@ -286,15 +247,6 @@ static void check_outcome(const char *buf, size_t len, const struct outcome *o)
     }
 }
 
-/* a and b point to the same offsets of their own buffers (or are both NULL). */
-static bool same_ptr(const char *a, const char *abuf, const char *b, const char *bbuf)
-{
-    if (a == NULL || b == NULL) {
-        return a == b;
-    }
-    return a - abuf == b - bbuf;
-}
-
 /* The same key: at the same offsets of their own buffers, or the same decoded bytes. */
 static bool same_key(const struct proto_request *x, const char *abuf,
                      const struct proto_request *y, const char *bbuf)
@@ -375,26 +327,6 @@ static void check_prefix(const char *buf, size_t k, const struct outcome *full,
         CHECK(p.res.status == fs);
     }
     free(copy);
-}
-
-/* FNV-1a over the first bytes, so split points follow the input and nothing else. */
-static uint64_t input_hash(const char *buf, size_t len)
-{
-    uint64_t h = UINT64_C(14695981039346656037) ^ len;
-    size_t n = len < 64 ? len : 64;
-
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (unsigned char)buf[i]) * UINT64_C(1099511628211);
-    }
-    return h;
-}
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= UINT64_C(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    return x;
 }
 
 static void check_prefixes(const char *buf, size_t len, const struct outcome *full,
