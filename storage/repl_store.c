@@ -149,9 +149,13 @@ static int cas_floor(struct store *st, uint32_t generation)
     if (v >= floor) {
         goto done;
     }
-    ret = seq->remove(seq, txn, 0);
-    seq = NULL; /* remove closed it */
-    if (ret != 0 || (ret = db_sequence_create(&seq, st->meta, 0)) != 0) {
+    /* DB_SEQUENCE->remove is the record's delete plus a close, but 5.3 skips the close (and
+     * leaks the handle) when it fails before the delete, e.g. on a replication lockout while
+     * this member takes over; so: close, then delete the record in this transaction. */
+    ret = seq->close(seq, 0);
+    seq = NULL;
+    if (ret != 0 || (ret = st->meta->del(st->meta, txn, &key, 0)) != 0 ||
+        (ret = db_sequence_create(&seq, st->meta, 0)) != 0) {
         goto done;
     }
     seq->initial_value(seq, floor);
