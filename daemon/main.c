@@ -18,6 +18,7 @@
 #include "daemon/listener.h"
 #include "daemon/lockfile.h"
 #include "daemon/log.h"
+#include "daemon/nodelay.h"
 #include "daemon/options.h"
 #include "daemon/server.h"
 #include "daemon/stats_prefix.h"
@@ -41,6 +42,15 @@ static void repl_log_bridge(int level, const char *msg)
             "%s", msg);
 }
 
+/* Berkeley DB 5.3's Replication Manager opens its connections with Nagle's algorithm on. */
+static void tune_repl_sockets(void)
+{
+    int n = nodelay_all_tcp();
+    if (n > 0) {
+        log_debug("replication: TCP_NODELAY set on %d connection(s)", n);
+    }
+}
+
 /* Replication's state, with the address clients use for this member (slaves name it in their
  * write refusals): the listen address, or the replication host when that is a wildcard. */
 static struct repl *start_repl(struct settings *s)
@@ -52,6 +62,7 @@ static struct repl *start_repl(struct settings *s)
     }
     snprintf(rc->client_addr, sizeof(rc->client_addr), "%s:%d", host, s->port);
     rc->log_fn = repl_log_bridge;
+    rc->tune_sockets_fn = tune_repl_sockets;
     struct repl *r = repl_new(rc);
     if (r == NULL) {
         log_error("out of memory starting replication");

@@ -61,6 +61,7 @@ struct repl {
     _Atomic int64_t last_event_ms;  /* CLOCK_MONOTONIC */
     _Atomic int64_t master_lost_ms; /* when the master was lost, 0 = not lost */
     _Atomic int64_t last_failover_ms; /* master lost -> a new master known, last time */
+    _Atomic bool new_connection;    /* a connection opened since the monitor last looked */
 
     /* The monitor thread's view, under lock. */
     int resolved_eid;           /* the eid master_repl and master_client belong to */
@@ -400,6 +401,9 @@ void repl_bdb_event(struct repl *r, uint32_t event, void *info)
         atomic_fetch_add(&r->connects_broken, 1);
         wake = false;
         break;
+    case DB_EVENT_REP_CONNECT_ESTD:
+        atomic_store(&r->new_connection, true);
+        break;
     default:
         wake = false;
         break;
@@ -678,6 +682,10 @@ static void *monitor_main(void *arg)
         bool refresh = now - last_refresh >= MONITOR_IDLE_MS;
         if (refresh) {
             last_refresh = now;
+        }
+        if ((atomic_exchange(&r->new_connection, false) || refresh) &&
+            r->cfg.tune_sockets_fn != NULL) {
+            r->cfg.tune_sockets_fn();
         }
         busy = monitor_step(r, refresh);
         count_members(r);

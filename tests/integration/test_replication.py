@@ -594,3 +594,100 @@ def test_archived_logs_catch_up_by_internal_init(servers):
     # and it goes on replicating after its databases were replaced under it
     assert set_reply(master, b"after_init", b"yes") == b"STORED\r\n"
     wait_value(s2, b"after_init", b"yes")
+
+
+def test_new_member_joins_a_running_group(servers):
+    """--repl-join: a member the founders never listed asks a running group to let it in,
+    catches up from the master, refuses writes with the master's address, and counts in the
+    group afterwards (its acknowledgements, its vote)."""
+    g = Group(servers, 3, ack="quorum").start()
+    master = g.master()
+    for s in g.members:
+        if s is not master:
+            wait_slave_of(s, master)
+    data = bulk_write(master, b"j0_", 200, 200)
+
+    rport = mctest.free_port()
+    # it knows one founding member only, a slave: the group tells it the rest
+    helper = [s for s in g.members if s is not master][0]
+    helper_repl = g.repl_ports[g.members.index(helper)]
+    new = servers.mcstore("-t", "2", "-R", "127.0.0.1:%d" % rport, "-O",
+                          "127.0.0.1:%d" % helper_repl, "--repl-ack", "quorum", "--repl-join")
+    new.name = "joiner"
+    wait_slave_of(new, master)
+    assert wait_all_keys(new, data) == {}
+    r = set_reply(new, b"j_refused", b"x")
+    assert r == b"SERVER_ERROR not master; master is 127.0.0.1:%d\r\n" % master.port, r
+    mctest.wait_for(lambda: repl_stats(master).get("repl_nsites") == "4", 20, 0.05,
+                    "four members in the master's group membership")
+    mctest.wait_for(lambda: repl_stats(master).get("repl_member:127.0.0.1:%d" % rport, "")
+                    .startswith("connected slave"), 20, 0.05, "the joiner listed as a slave")
+    # writes after the join reach it too
+    assert set_reply(master, b"j_after", b"joined") == b"STORED\r\n"
+    wait_value(new, b"j_after", b"joined")
+
+    # it is a full member: with the master gone, the four-member group's survivors elect
+    master.kill()
+    survivors = [s for s in g.members if s is not master] + [new]
+    m2 = g.master(candidates=survivors, timeout=FAILOVER_WITHIN)
+    mctest.wait_for(lambda: set_reply(m2, b"j_failover", b"ok") == b"STORED\r\n", 20, 0.1,
+                    "writes on the new master %s" % m2.name)
+    data.update({b"j_after": b"joined", b"j_failover": b"ok"})
+    for s in survivors:
+        assert wait_all_keys(s, data) == {}, s.name
+
+
+def gets_cas(conn, keys):
+    """{key: cas} for the keys, by gets."""
+    got = mctest.get_values(conn, b"gets " + b" ".join(keys) + b"\r\n")
+    return {k: v[2] for k, v in got.items()}
+
+
+def test_cas_uniques_never_repeat_across_a_failover(servers):
+    """A client holding a cas unique from the old master must not see it match a different
+    value written on the new master: each new master starts its uniques past every unique a
+    master of an earlier generation can have handed out (storage/repl_store.c, cas floor)."""
+    g = Group(servers, 3, ack="quorum").start()
+    master = g.master()
+    for s in g.members:
+        if s is not master:
+            wait_slave_of(s, master)
+    held = {}                   # key -> cas a client read from an earlier master
+    seen = set()
+    for rnd in range(2):
+        keys = [b"u%d_%d" % (rnd, i) for i in range(200)]
+        with mctest.Conn(master.port) as c:
+            for k in keys:
+                assert c.cmd(storage_cmd(b"set", k, 0, 0, b"old")) == b"STORED\r\n"
+            # cas uniques handed out by this master, without the writes that follow
+            # (they stay in its sequence cache, never replicated)
+            cas = gets_cas(c, keys)
+        assert len(cas) == len(keys)
+        assert not seen & set(cas.values()), "a unique repeated within the group"
+        seen |= set(cas.values())
+        held.update(cas)
+        slave = [s for s in g.members if s is not master][0]
+        assert wait_all_keys(slave, {k: b"old" for k in keys}) == {}
+
+        master.kill()
+        survivors = [s for s in g.members if s is not master]
+        new = g.master(candidates=survivors, timeout=FAILOVER_WITHIN)
+        with mctest.Conn(new.port) as c:
+            mctest.wait_for(lambda: c.cmd(storage_cmd(b"set", b"probe", 0, 0, b"x")) ==
+                            b"STORED\r\n", 20, 0.1, "writes on %s" % new.name)
+            # every key the clients hold a unique for is rewritten on the new master
+            for k in held:
+                assert c.cmd(storage_cmd(b"set", k, 0, 0, b"new%d" % rnd)) == b"STORED\r\n"
+            fresh = gets_cas(c, list(held))
+            clash = {k for k in held if fresh[k] == held[k]}
+            assert not clash, "new master reused old uniques for %d keys" % len(clash)
+            assert not seen & set(fresh.values()), "the new master repeated a unique"
+            seen |= set(fresh.values())
+            # the old uniques no longer match anything: cas with them is refused
+            for k in list(held)[:50]:
+                r = c.cmd(storage_cmd(b"cas", k, 0, 0, b"stale-writer", extra=b"%d" % held[k]))
+                assert r == b"EXISTS\r\n", (k, r)
+            held = fresh
+        master.start_again()
+        wait_slave_of(master, new)
+        master = new
