@@ -186,6 +186,23 @@ def test_agrees_with_pylibmc(backends, n, behavior):
                 "pylibmc %s over %d nodes" % (behavior, n))
 
 
+@pytest.mark.parametrize("hash_", ["md5", "crc", "fnv1_64", "fnv1a_64", "fnv1_32", "fnv1a_32",
+                                   "murmur", "jenkins"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["weights-1", "weighted"])
+def test_ketama_hashes_agree_with_libmemcached(hash_, weighted):
+    """pylibmc {"ketama": True, "hash": H}: libmemcached's own choice (Client.hash, its
+    dispatch without I/O) for every key. With weights 1 the points are hashed with H too;
+    with weights, MD5 points and H for keys. (Debian's libhashkit has no hsieh.)"""
+    nodes = ["10.1.0.%d:%d:%d" % (i + 1, 21201 + i, w if weighted else 1)
+             for i, w in enumerate(WEIGHTS[10])]
+    client = pylibmc.Client(nodes, behaviors={"ketama": True, "hash": hash_})
+    keys = plain_keys()
+    real = {k: nodes[client.hash(k)].rsplit(":", 1)[0] for k in keys}
+    assert_same(real, ring_owners(["--ketama", "--hash", hash_, "--nodes", ",".join(nodes)],
+                                  keys), "pylibmc ketama hash %s" % hash_,
+                spread=hash_ != "crc")
+
+
 # --- nutcracker 0.5.0 ---
 
 def pool_yaml(name, listen, servers, hash_=None, hash_tag=None):
