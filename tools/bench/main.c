@@ -9,25 +9,42 @@
 
 #include "tools/bench/options.h"
 #include "tools/bench/report.h"
-#include "tools/bench/ring.h"
 #include "tools/bench/worker.h"
+#include "tools/ring/ring.h"
 
 #define PREFILL_DEPTH_MIN 32        /* prefill pipelines at least this deep */
+
+/* libmemcached's weighted ketama over the --server list, or NULL with a message. */
+static struct ring *bench_ring(const struct bench_opts *o)
+{
+    const struct ring_config cfg = {RING_LIBMEMCACHED_KETAMA_WEIGHTED, RING_HASH_DEFAULT, ""};
+    char err[256];
+    struct ring *ring;
+
+    if (ring_validate(&cfg, o->servers, o->nservers, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mcstore-bench: %s\n", err);
+        return NULL;
+    }
+    ring = ring_create(&cfg, o->servers, o->nservers);
+    if (ring == NULL) {
+        fprintf(stderr, "mcstore-bench: cannot build the ketama ring (MD5 unavailable?)\n");
+    }
+    return ring;
+}
 
 /* --route: the server of each key read from stdin, one per line. */
 static int route_keys(const struct bench_opts *o)
 {
-    struct ring *ring = ring_create(o->servers, o->nservers);
+    struct ring *ring = bench_ring(o);
     char line[4096];
 
     if (ring == NULL) {
-        fprintf(stderr, "mcstore-bench: cannot build the ring (MD5 unavailable?)\n");
         return 1;
     }
     while (fgets(line, sizeof(line), stdin) != NULL) {
         size_t n = strcspn(line, "\r\n");
         line[n] = '\0';
-        const struct ring_node *s = &o->servers[ring_lookup(ring, ring_hash(line, n))];
+        const struct ring_node *s = &o->servers[ring_node_for_key(ring, line, n)];
         printf("%s %s:%u\n", line, s->host, (unsigned)s->port);
     }
     ring_free(ring);
@@ -144,9 +161,8 @@ static int setup(struct bench_run *run, const struct bench_opts *o)
         }
     }
     if (o->nservers > 1) {
-        run->ring = ring_create(o->servers, o->nservers);
+        run->ring = bench_ring(o);
         if (run->ring == NULL) {
-            fprintf(stderr, "mcstore-bench: cannot build the ketama ring (MD5 unavailable?)\n");
             return -1;
         }
     }

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "tools/bench/ring.h"
+#include "tools/ring/ring.h"
 
 #define BENCH_SERVERS_MAX 64
 #define BENCH_PREFIX_MAX 200        /* leaves room for the numbers in a 250-byte key */

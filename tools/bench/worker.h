@@ -14,8 +14,8 @@
 #include "tools/bench/hist.h"
 #include "tools/bench/net.h"
 #include "tools/bench/options.h"
-#include "tools/bench/ring.h"
 #include "tools/bench/zipf.h"
+#include "tools/ring/ring.h"
 
 struct event_base;
 
