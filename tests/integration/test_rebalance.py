@@ -15,6 +15,7 @@ polls with a deadline; servers and nutcracker are stopped by PID.
 
 import base64
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -605,3 +606,38 @@ def test_second_run_on_one_state_is_refused(servers, tmp_path):
     assert slow.returncode == 4 and parse_summary(out)["pass"] == "1 interrupted"
     s, _ = tool("--from", nodes_arg([a]), "--to", nodes_arg([a, b]), state=state)
     assert s["pass"] == "1 complete (resumed)"
+
+
+def test_progress_bar_only_on_a_terminal(servers, tmp_path):
+    a, b = cluster(servers, 2)
+    pylibmc_client([a]).set_multi({"t:%d" % i: b"v" for i in range(1500)})
+    frm, to = nodes_arg([a]), nodes_arg([a, b])
+    _, err = tool("--from", frm, "--to", to, state=tmp_path / "plain")
+    assert "pass 1 [" not in err            # stderr is a pipe here: no bar
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([TOOL, "--state", str(tmp_path / "tty"), "--from", frm, "--to", to,
+                              "--rate", "3000"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        slave = None
+        shown = b""
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:         # EIO: the tool closed its end
+                break
+            if not chunk:
+                break
+            shown += chunk
+        out = p.communicate(timeout=RUN_TIMEOUT)[0].decode()
+    finally:
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+    assert p.returncode == 0 and parse_summary(out)["pass"] == "1 complete"
+    bars = re.findall(rb"\rpass 1 \[[#.]{30}\] +(\d+)% (\d+)/1500 keys, moved \d+, \d+ keys/s, "
+                      rb"ETA \d+:\d\d", shown)
+    assert len(bars) >= 2, shown[-500:]     # it moved while the run went on ...
+    assert bars[-1] == (b"100", b"1500")    # ... and ends full
