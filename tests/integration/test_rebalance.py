@@ -541,13 +541,31 @@ def test_group_addressed_through_a_slave(servers, tmp_path):
     ring = pylibmc.Client(["127.0.0.1:%d" % a.port, "127.0.0.1:%d" % b.port,
                            "127.0.0.1:%d" % slave.port], behaviors={"ketama": True})
     assert ring.get_multi(list(data)) == data       # reads from the slave see them all
+    s, err = tool("--from", nodes_arg([a, b]), "--to", to, "--delete-moved",
+                  state=tmp_path / "add")
+    assert count(s, "deleted") == len(on_master), err
 
-    # and back: the group is now a source named by its slave; iterate reads the slave and the
-    # deletes follow to the master
-    s, err = tool("--from", to, "--to", nodes_arg([a, b]), "--delete-moved", "-v",
+    # the clients now name the group by its master: another ring (the points hash the names),
+    # but the same node. Keys staying in the group are not "moved" onto themselves (and so
+    # not deleted); the group is a source named by its slave: iterate reads the slave and
+    # the deletes of keys leaving it follow to the master
+    relabeled = "%s,127.0.0.1:%d" % (nodes_arg([a, b]), master.port)
+    s, err = tool("--from", to, "--to", relabeled, "--delete-moved", state=tmp_path / "relabel")
+    assert count(s, "errors") == 0 and count(s, "deleted") == count(s, "moving"), err
+    ring = pylibmc.Client(["127.0.0.1:%d" % a.port, "127.0.0.1:%d" % b.port,
+                           "127.0.0.1:%d" % master.port], behaviors={"ketama": True})
+    assert ring.get_multi(list(data)) == data
+    dumps = [dump(a.port), dump(b.port), dump(master.port)]
+    assert sum(len(d) for d in dumps) == len(data)      # every key on exactly one node
+    assert set(dumps[2]) & set(on_master)               # keys that stayed in the group
+
+    # and back to two plain nodes: the group ends empty
+    s, err = tool("--from", relabeled, "--to", nodes_arg([a, b]), "--delete-moved",
                   state=tmp_path / "remove")
-    assert count(s, "errors") == 0 and count(s, "deleted") == len(on_master), err
+    assert count(s, "errors") == 0 and count(s, "deleted") == len(dumps[2]), err
     assert dump(master.port) == {}
+    mctest.wait_for(lambda: dump(slave.port) == {}, test_replication.REPLICATE_WITHIN,
+                    what="the slave to be empty too")
     assert pylibmc_client([a, b]).get_multi(list(data)) == data
 
 

@@ -8,6 +8,10 @@
 
 #include "protocol/text.h"
 
+/*
+ * The functions below keep no state of their own; a struct rb_state belongs to one thread.
+ */
+
 /* The outcomes the summary reports; a pass adds up those of its runs. */
 struct rb_counters {
     uint64_t scanned;           /* items the sources' walks returned */
