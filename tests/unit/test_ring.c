@@ -595,6 +595,28 @@ static void test_diff(void **state)
     }
     free(ranges);
     assert_in_range(moved, UINT64_C(3) << 28, UINT64_C(5) << 28);
+    /* the range through 2^32-1 wraps to each ring's own first point: one node before, and
+     * a new ring whose first point is not its node 0 */
+    const struct ring_node one[] = {{"10.0.0.1", 11211, 1, ""}};
+    struct ring *c = ring_create(&cfg, one, 1);
+    struct ring_node rotated[4];
+    struct ring *d = NULL;
+    size_t first_node = 0;
+    uint32_t first_value;
+    for (size_t shift = 0; shift < 4 && first_node == 0; shift++) {
+        for (size_t i = 0; i < 4; i++) {
+            rotated[i] = four[(i + shift) % 4];
+        }
+        ring_free(d);
+        d = ring_create(&cfg, rotated, 4);
+        assert_non_null(d);
+        ring_point(d, 0, &first_value, &first_node);
+    }
+    assert_true(first_node != 0);
+    check_diff(c, d);
+    check_diff(d, c);
+    ring_free(c);
+    ring_free(d);
     /* the same ring: one range per arc, nothing moves */
     assert_int_equal(ring_diff(a, a, &ranges, &n), 0);
     for (size_t i = 0; i < n; i++) {

@@ -115,6 +115,45 @@ static bool hash_supported(enum ring_kind kind, enum ring_hash h)
     return h != RING_HASH_CRC16 && h != RING_HASH_CRC32A;
 }
 
+struct label {
+    char text[RING_LABEL_MAX];
+    size_t node;
+};
+
+static int label_cmp(const void *a, const void *b)
+{
+    const struct label *x = a, *y = b;
+    int c = strcmp(x->text, y->text);
+
+    return c != 0 ? c : (x->node < y->node ? -1 : x->node > y->node);
+}
+
+/* No two nodes with one label (sorted, so long lists stay cheap). */
+static int check_unique(const struct ring_node *nodes, size_t n, char *err, size_t errlen)
+{
+    struct label *l = malloc(n * sizeof(*l));
+
+    if (l == NULL) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ring_node_label(&nodes[i], l[i].text, sizeof(l[i].text));
+        l[i].node = i;
+    }
+    qsort(l, n, sizeof(*l), label_cmp);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(l[i - 1].text, l[i].text) == 0) {
+            set_err(err, errlen, "node %zu and node %zu are both %s", l[i - 1].node + 1,
+                    l[i].node + 1, l[i].text);
+            free(l);
+            return -1;
+        }
+    }
+    free(l);
+    return 0;
+}
+
 int ring_validate(const struct ring_config *cfg, const struct ring_node *nodes, size_t n,
                   char *err, size_t errlen)
 {
@@ -167,7 +206,7 @@ int ring_validate(const struct ring_config *cfg, const struct ring_node *nodes, 
         total_weight += weight_of(&nodes[i]);
     }
     for (size_t i = 0; i < n; i++) {
-        char a[RING_LABEL_MAX], b[RING_LABEL_MAX], base[RING_LABEL_MAX];
+        char base[RING_LABEL_MAX];
         int len = point_base(cfg->kind, &nodes[i], base, sizeof(base));
 
         if (len < 0) {
@@ -186,15 +225,8 @@ int ring_validate(const struct ring_config *cfg, const struct ring_node *nodes, 
                 return -1;
             }
         }
-        ring_node_label(&nodes[i], a, sizeof(a));
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(a, ring_node_label(&nodes[j], b, sizeof(b))) == 0) {
-                set_err(err, errlen, "node %zu and node %zu are both %s", j + 1, i + 1, a);
-                return -1;
-            }
-        }
     }
-    return 0;
+    return check_unique(nodes, n, err, errlen);
 }
 
 static int point_cmp(const void *a, const void *b)
