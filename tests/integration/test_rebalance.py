@@ -9,8 +9,8 @@ pass's rules (a client's write on the new owner is never overwritten, a change o
 owner is carried, a delete is carried, an interrupted write is recognized as the tool's own);
 a node that is a replication group addressed through a slave.
 
-mcstore-rebalance is found beside the server binary ($MCSTORE_BIN's directory). Every wait
-polls with a deadline; servers and nutcracker are stopped by PID.
+mcstore-rebalance and mcstore-ring are found beside the server binary ($MCSTORE_BIN's
+directory). Every wait polls with a deadline; servers and nutcracker are stopped by PID.
 """
 
 import base64
@@ -30,6 +30,7 @@ import mctest
 import test_replication
 
 TOOL = os.path.join(os.path.dirname(os.path.abspath(mctest.MCSTORE_BIN)), "mcstore-rebalance")
+RING = os.path.join(os.path.dirname(os.path.abspath(mctest.MCSTORE_BIN)), "mcstore-ring")
 NUTCRACKER = os.environ.get("NUTCRACKER_BIN", "/usr/sbin/nutcracker")
 RUN_TIMEOUT = 120           # seconds any one run of the tool may take
 WRITER_RETRY = 30           # seconds the writer keeps retrying one write
@@ -309,8 +310,15 @@ def test_nutcracker_add_node_while_writing(servers, nutcrackers, tmp_path):
     dumps = [dump(n.port) for n in nodes]
     assert sum(len(d) for d in dumps) == len(expected)
     assert set().union(*[set(d) for d in dumps]) == set(expected)
-    # the new node holds the moved keys and those the writer created through the new ring
-    assert count(s3, "moving") <= len(dumps[3]) <= count(s3, "moving") + writer.writes // 10 + 1
+    # each node holds exactly the keys mcstore-ring says the new ring gives it
+    assert os.path.exists(RING), "mcstore-ring not built: %s" % RING
+    keys = sorted(k.decode() for k in expected)
+    p = subprocess.run([RING, "--twemproxy", new_yml, "owner", "-"], input="\n".join(keys) + "\n",
+                       capture_output=True, text=True, timeout=RUN_TIMEOUT, check=True)
+    owner = dict(line.split("\t") for line in p.stdout.splitlines())
+    for n, d in zip(nodes, dumps):
+        assert sorted(k.decode() for k in d) == [k for k in keys
+                                                 if owner[k] == "127.0.0.1:%d" % n.port]
     got = read_all(port, expected)
     assert all(got.get(k) == v for k, v in expected.items())
 
