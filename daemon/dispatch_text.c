@@ -394,6 +394,85 @@ static void do_rget(struct conn *c, const struct proto_request *req)
     evbuffer_free(ctx.out);
 }
 
+/* iterate stops adding items once this many value bytes are in its reply (at least one item
+ * is always sent), so a call costs a bounded amount of memory whatever the count. */
+#define ITERATE_VALUE_BUDGET (4 * 1024 * 1024)
+
+struct iterate_ctx {
+    struct evbuffer *out;
+    bool values;
+    uint32_t count;             /* items wanted */
+    uint32_t sent;
+    size_t budget;              /* value bytes left */
+    bool more;                  /* an item beyond the reply exists: the walk is not over */
+    char last[PROTO_KEY_MAX];   /* the last key sent, for the next cursor */
+    size_t nlast;
+};
+
+static bool iterate_item(void *arg, const char *key, size_t nkey, const struct store_item *it)
+{
+    struct iterate_ctx *ctx = arg;
+    char line[PROTO_ITERATE_B64_MAX + 80];
+
+    /* the walk asks for one item more than it sends: seeing it proves the walk goes on */
+    if (ctx->sent == ctx->count || (ctx->values && ctx->budget == 0)) {
+        ctx->more = true;
+        return false;
+    }
+    size_t n = proto_text_item_line(line, key, nkey, it->flags, it->exptime, it->nvalue,
+                                    it->cas);
+    evbuffer_add(ctx->out, line, n);
+    if (ctx->values) {
+        evbuffer_add(ctx->out, it->value, it->nvalue);
+        evbuffer_add(ctx->out, "\r\n", 2);
+        ctx->budget = it->nvalue >= ctx->budget ? 0 : ctx->budget - it->nvalue;
+    }
+    memcpy(ctx->last, key, nkey);
+    ctx->nlast = nkey;
+    ctx->sent++;
+    return true;
+}
+
+/* iterate <cursor> <count> [v]: one read-only walk per call, no lock kept between calls. */
+static void do_iterate(struct conn *c, const struct proto_request *req)
+{
+    struct worker *w = c->w;
+    size_t budget = w->srv->settings.max_output / 4;
+    struct iterate_ctx ctx = {
+        .out = evbuffer_new(),
+        .values = req->iter.values,
+        .count = req->max,
+        .budget = budget < ITERATE_VALUE_BUDGET ? budget : ITERATE_VALUE_BUDGET,
+    };
+
+    STAT_INC(&w->stats, iterate_cmds);
+    if (ctx.out == NULL) {
+        evbuffer_add(c->out, "SERVER_ERROR out of memory\r\n", 28);
+        return;
+    }
+    enum store_status s = store_range(w->srv->store, &w->buf, req->key, req->nkey, NULL, 0,
+                                      req->nkey > 0, false, req->max + 1, iterate_item, &ctx);
+    if (s == STORE_OK) {
+        char line[PROTO_ITERATE_B64_MAX + 8];
+        size_t n = 4;
+        memcpy(line, "END ", 4);
+        if (ctx.more) {
+            n += proto_text_iterate_cursor(line + n, ctx.last, ctx.nlast);
+        } else {
+            line[n++] = '0';
+        }
+        line[n++] = '\r';
+        line[n++] = '\n';
+        evbuffer_add_buffer(c->out, ctx.out);
+        evbuffer_add(c->out, line, n);
+    } else {
+        char line[160];
+        snprintf(line, sizeof(line), "SERVER_ERROR %s\r\n", store_error_reason());
+        evbuffer_add(c->out, line, strlen(line));
+    }
+    evbuffer_free(ctx.out);
+}
+
 /* MemcacheDB's replication commands and replies. */
 static void do_rep(struct conn *c, const struct proto_request *req)
 {
@@ -637,6 +716,9 @@ void dispatch_text(struct conn *c, const struct proto_request *req)
         break;
     case PROTO_CMD_RGET:
         do_rget(c, req);
+        break;
+    case PROTO_CMD_ITERATE:
+        do_iterate(c, req);
         break;
     case PROTO_CMD_DB_CHECKPOINT:
         do_db_checkpoint(c);

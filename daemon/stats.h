@@ -30,6 +30,7 @@ struct thread_stats {
     _Atomic uint64_t bytes_written;
     _Atomic uint64_t conn_yields;
     _Atomic uint64_t rget_cmds;
+    _Atomic uint64_t iterate_cmds;  /* iterate (doc/protocol.md): one per call */
     _Atomic uint64_t auth_cmds;     /* credentials checked (text auth or binary SASL) */
     _Atomic uint64_t auth_errors;   /* ... that were wrong */
     _Atomic uint64_t meta_cmds;     /* memcached's cmd_meta: it counts only "me" */

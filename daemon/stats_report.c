@@ -72,6 +72,7 @@ static void stats_general(struct server *srv, const struct emitter *o)
     stat_line(o, "cmd_touch", "%" PRIu64, U64(t.touch_cmds));
     stat_line(o, "cmd_meta", "%" PRIu64, U64(t.meta_cmds));
     stat_line(o, "cmd_rget", "%" PRIu64, U64(t.rget_cmds));
+    stat_line(o, "cmd_iterate", "%" PRIu64, U64(t.iterate_cmds));
     stat_line(o, "get_hits", "%" PRIu64, U64(t.get_hits));
     stat_line(o, "get_misses", "%" PRIu64, U64(t.get_misses));
     stat_line(o, "get_expired", "%d", 0);

@@ -34,6 +34,7 @@ enum proto_cmd {
     PROTO_CMD_QUIT,
     PROTO_CMD_STATS,
     PROTO_CMD_RGET,
+    PROTO_CMD_ITERATE,          /* iterate <cursor> <count> [v]: key = the cursor's key */
     PROTO_CMD_DB_CHECKPOINT,    /* MemcacheDB: checkpoint now */
     PROTO_CMD_DB_ARCHIVE,       /* MemcacheDB: archive/remove logs recovery no longer needs */
     PROTO_CMD_DEBUG_FAULT,      /* test builds: arm fault injection (arg = rest of line) */
@@ -90,7 +91,14 @@ struct proto_request {
     size_t nkey2;
     bool left_open;             /* rget: exclude the start key */
     bool right_open;            /* rget: exclude the end key */
-    uint32_t max;               /* rget: most items to return */
+    uint32_t max;               /* rget: most items to return; iterate: count (capped) */
+
+    /* iterate: the cursor's key is decoded into key_buf (key/nkey point there; nkey 0 starts
+     * at the first key), so a copy of this struct must not outlive the original. */
+    struct {
+        bool values;            /* 'v': the reply carries the values */
+        char key_buf[PROTO_KEY_MAX];
+    } iter;
 
     /* Binary protocol only (protocol/binary.h). Quiet opcodes set noreply; set/add/replace
      * with a non-zero cas are PROTO_CMD_CAS, as memcached turns them into a CAS. */

@@ -396,6 +396,72 @@ static void parse_rget(const struct token *tokens, size_t ntokens, struct proto_
     res->status = PROTO_REQUEST;
 }
 
+static bool b64_digit(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '+' || c == '/';
+}
+
+/*
+ * iterate's cursor: canonical base64 (RFC 4648, '=' padding, unused bits zero) of a key of
+ * 1..PROTO_KEY_MAX bytes, decoded into out. memcached's lenient decoder would accept junk as a
+ * cursor and restart the walk somewhere else: a client's typo must be an error instead.
+ */
+static bool decode_cursor(const struct token *t, char *out, size_t *nout)
+{
+    size_t n = t->length;
+    unsigned char raw[PROTO_ITERATE_B64_MAX];
+    char again[PROTO_ITERATE_B64_MAX];
+
+    if (n == 0 || n % 4 != 0 || n > PROTO_ITERATE_B64_MAX) {
+        return false;
+    }
+    size_t pad = t->value[n - 1] == '=' ? (t->value[n - 2] == '=' ? 2 : 1) : 0;
+    for (size_t i = 0; i < n - pad; i++) {
+        if (!b64_digit(t->value[i])) {
+            return false;
+        }
+    }
+    size_t got = proto_base64_decode(t->value, n, raw);
+    if (got == 0 || got > PROTO_KEY_MAX || proto_base64_encode(raw, got, again) != n ||
+        memcmp(again, t->value, n) != 0) {
+        return false;
+    }
+    memcpy(out, raw, got);
+    *nout = got;
+    return true;
+}
+
+/* Our extension: iterate <cursor> <count> [v] (doc/protocol.md). */
+static void parse_iterate(const struct token *tokens, size_t ntokens, struct proto_request *req,
+                          struct proto_result *res)
+{
+    uint64_t count;
+
+    if (ntokens != 4 && ntokens != 5) {
+        set_plain_error(res);
+        return;
+    }
+    size_t nkey = 0;
+    if (!tok_eq(&tokens[1], "0") && !decode_cursor(&tokens[1], req->iter.key_buf, &nkey)) {
+        set_error(res, req, "CLIENT_ERROR bad cursor");
+        return;
+    }
+    if (!safe_strtoull(&tokens[2], &count) || count == 0) {
+        set_error(res, req, "CLIENT_ERROR bad count");
+        return;
+    }
+    if (ntokens == 5 && !tok_eq(&tokens[3], "v")) {
+        set_error(res, req, BAD_FORMAT);
+        return;
+    }
+    req->key = req->iter.key_buf;
+    req->nkey = nkey;
+    req->max = count > PROTO_ITERATE_MAX ? PROTO_ITERATE_MAX : (uint32_t)count;
+    req->iter.values = ntokens == 5;
+    res->status = PROTO_REQUEST;
+}
+
 static bool want_tokens_or(size_t ntokens, size_t a, size_t b, struct proto_result *res)
 {
     if (ntokens != a && ntokens != b) {
@@ -513,6 +579,9 @@ static void dispatch(const char *buf, size_t len, const char *line, size_t line_
     } else if (tok_eq(cmd, "rget")) {
         req->cmd = PROTO_CMD_RGET;
         parse_rget(tokens, ntokens, req, res);
+    } else if (tok_eq(cmd, "iterate")) {
+        req->cmd = PROTO_CMD_ITERATE;
+        parse_iterate(tokens, ntokens, req, res);
     } else if (tok_eq(cmd, "db_checkpoint") || tok_eq(cmd, "db_archive")) {
         req->cmd = cmd->length == 13 ? PROTO_CMD_DB_CHECKPOINT : PROTO_CMD_DB_ARCHIVE;
         res->status = PROTO_REQUEST;
@@ -644,6 +713,53 @@ size_t proto_text_value_line(char *out, const char *key, size_t nkey, uint32_t f
     *p++ = '\r';
     *p++ = '\n';
     return (size_t)(p - out);
+}
+
+bool proto_text_key_needs_b64(const char *key, size_t nkey)
+{
+    for (size_t i = 0; i < nkey; i++) {
+        unsigned char c = (unsigned char)key[i];
+        if (c <= 0x20 || c == 0x7f) {
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t proto_text_item_line(char *out, const char *key, size_t nkey, uint32_t flags,
+                            uint32_t exptime, size_t nbytes, uint64_t cas)
+{
+    char *p = out;
+    bool b64 = proto_text_key_needs_b64(key, nkey);
+
+    memcpy(p, "ITEM ", 5);
+    p += 5;
+    if (b64) {
+        p += proto_base64_encode((const unsigned char *)key, nkey, p);
+    } else {
+        memcpy(p, key, nkey);
+        p += nkey;
+    }
+    *p++ = ' ';
+    p += proto_u64_to_dec(p, flags);
+    *p++ = ' ';
+    p += proto_u64_to_dec(p, exptime);
+    *p++ = ' ';
+    p += proto_u64_to_dec(p, nbytes);
+    *p++ = ' ';
+    p += proto_u64_to_dec(p, cas);
+    if (b64) {
+        memcpy(p, " b", 2);
+        p += 2;
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    return (size_t)(p - out);
+}
+
+size_t proto_text_iterate_cursor(char *out, const char *key, size_t nkey)
+{
+    return proto_base64_encode((const unsigned char *)key, nkey, out);
 }
 
 bool proto_text_apply_delta(const char *value, size_t n, bool incr, uint64_t delta,

@@ -39,6 +39,29 @@ bool proto_text_next_key(const struct proto_request *req, size_t *pos, const cha
 size_t proto_text_value_line(char *out, const char *key, size_t nkey, uint32_t flags,
                              size_t nbytes, bool with_cas, uint64_t cas);
 
+/* iterate: most items one reply holds (a larger count is capped to it). */
+#define PROTO_ITERATE_MAX 10000
+
+/* Room for an iterate cursor or base64 key: base64 of PROTO_KEY_MAX bytes. */
+#define PROTO_ITERATE_B64_MAX (4 * ((PROTO_KEY_MAX + 2) / 3))
+
+/* True when the text protocol cannot carry key as it is (a byte <= 0x20 or 0x7f, which the
+ * binary and meta protocols can store): iterate then sends it in base64 with " b". Pure. */
+bool proto_text_key_needs_b64(const char *key, size_t nkey);
+
+/*
+ * Writes iterate's "ITEM <key> <flags> <exptime> <bytes> <cas>[ b]\r\n" into out (at least
+ * PROTO_ITERATE_B64_MAX + 80 bytes) and returns its length. A key that
+ * proto_text_key_needs_b64() is written in base64 with the trailing " b". exptime is absolute.
+ * Pure.
+ */
+size_t proto_text_item_line(char *out, const char *key, size_t nkey, uint32_t flags,
+                            uint32_t exptime, size_t nbytes, uint64_t cas);
+
+/* Writes iterate's cursor for the last key returned (base64 of the key; never "0") into out
+ * (at least PROTO_ITERATE_B64_MAX bytes) and returns its length. Pure. */
+size_t proto_text_iterate_cursor(char *out, const char *key, size_t nkey);
+
 /* Writes the decimal form of v into out (at least 21 bytes), returns its length. */
 size_t proto_u64_to_dec(char *out, uint64_t v);
 

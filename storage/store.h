@@ -151,8 +151,13 @@ enum store_status store_flush_all(struct store *st, uint32_t at_abs);
 typedef bool (*store_range_fn)(void *arg, const char *key, size_t nkey,
                                const struct store_item *item);
 
-/* Live items with start <= key <= end in byte order (bounds excluded when *_open), at most
- * max of them, passed to fn in order. */
+/*
+ * Live items with start <= key <= end in byte order (bounds excluded when *_open), at most
+ * max of them, passed to fn in order. end == NULL: no upper bound; nstart == 0: from the first
+ * key. No lock is held once it returns; within the walk a deadlock is retried from after the
+ * last item fn saw, so fn never sees a key twice. STORE_OK (also when fn stopped the walk) or
+ * STORE_ERROR; buf is unused (the walk reads into its own memory). Thread safe.
+ */
 enum store_status store_range(struct store *st, struct store_buf *buf, const char *start,
                               size_t nstart, const char *end, size_t nend, bool left_open,
                               bool right_open, uint32_t max, store_range_fn fn, void *arg);

@@ -1161,26 +1161,25 @@ static int key_cmp(const char *a, size_t na, const char *b, size_t nb)
     return na < nb ? -1 : na > nb ? 1 : 0;
 }
 
-enum store_status store_range(struct store *st, struct store_buf *buf, const char *start,
-                              size_t nstart, const char *end, size_t nend, bool left_open,
-                              bool right_open, uint32_t max, store_range_fn fn, void *arg)
+/*
+ * One walk of store_range from (start, left_open) on. Returns 0 or the Berkeley DB error that
+ * stopped it; *sent counts the items passed to fn, and after each one resume/nresume hold its
+ * key so a retry can go on after it.
+ */
+static int range_walk(struct store *st, const char *start, size_t nstart, const char *end,
+                      size_t nend, bool left_open, bool right_open, uint32_t max,
+                      store_range_fn fn, void *arg, uint32_t *sent, char *resume,
+                      size_t *nresume, bool *stopped)
 {
     DBC *cur;
     DBT k;
     DBT d;
     char kbuf[PROTO_KEY_MAX + 1];
-    uint32_t sent = 0;
     uint32_t now = now_sec();
-    if (bdb_handles_enter(st) != 0) {
-        return STORE_ERROR;
-    }
     int ret = st->items->cursor(st->items, NULL, &cur, 0);
 
-    (void)buf;
     if (ret != 0) {
-        bdb_handles_leave(st);
-        store_set_error(ret);
-        return STORE_ERROR;
+        return ret;
     }
     memset(&k, 0, sizeof(k));
     memset(&d, 0, sizeof(d));
@@ -1190,31 +1189,66 @@ enum store_status store_range(struct store *st, struct store_buf *buf, const cha
     k.ulen = sizeof(kbuf);
     k.flags = DB_DBT_USERMEM;
     d.flags = DB_DBT_REALLOC;
-    ret = cur->get(cur, &k, &d, DB_SET_RANGE);
-    while (ret == 0 && sent < max) {
-        int c_end = key_cmp(k.data, k.size, end, nend);
-        if (c_end > 0 || (right_open && c_end == 0)) {
-            break;
+    ret = BDB_CALL(cur->get(cur, &k, &d, nstart == 0 ? DB_FIRST : DB_SET_RANGE));
+    while (ret == 0 && *sent < max) {
+        if (end != NULL) {
+            int c_end = key_cmp(k.data, k.size, end, nend);
+            if (c_end > 0 || (right_open && c_end == 0)) {
+                break;
+            }
         }
         bool skip = left_open && key_cmp(k.data, k.size, start, nstart) == 0;
         struct record_header h;
         if (!skip && record_decode_header(d.data, d.size, &h) && !store_record_dead(st, &h, now)) {
             struct store_item item;
             fill_item(&item, &h, d.data, d.size);
-            sent++;
+            (*sent)++;
+            memcpy(resume, k.data, k.size);
+            *nresume = k.size;
             if (!fn(arg, k.data, k.size, &item)) {
+                *stopped = true;
                 break;
             }
         }
-        ret = cur->get(cur, &k, &d, DB_NEXT);
+        ret = BDB_CALL(cur->get(cur, &k, &d, DB_NEXT));
     }
     free(d.data);
-    cur->close(cur);
+    int cret = cur->close(cur);
+    if (ret == 0 || ret == DB_NOTFOUND) {
+        ret = cret;
+    }
+    return ret == DB_NOTFOUND ? 0 : ret;
+}
+
+enum store_status store_range(struct store *st, struct store_buf *buf, const char *start,
+                              size_t nstart, const char *end, size_t nend, bool left_open,
+                              bool right_open, uint32_t max, store_range_fn fn, void *arg)
+{
+    char resume[PROTO_KEY_MAX + 1];
+    size_t nresume = 0;
+    uint32_t sent = 0;
+    bool stopped = false;
+    int ret;
+
+    (void)buf;
+    if (bdb_handles_enter(st) != 0) {
+        return STORE_ERROR;
+    }
+    for (int attempt = 0;; attempt++) {
+        /* a retry goes on after the last item fn saw, so fn never sees one twice */
+        ret = sent == 0 ? range_walk(st, start, nstart, end, nend, left_open, right_open, max,
+                                     fn, arg, &sent, resume, &nresume, &stopped)
+                        : range_walk(st, resume, nresume, end, nend, true, right_open, max,
+                                     fn, arg, &sent, resume, &nresume, &stopped);
+        if (!retryable(ret) || stopped || attempt >= STORE_DEADLOCK_RETRIES) {
+            break;
+        }
+    }
     bdb_handles_leave(st);
     if (ret == DB_REP_HANDLE_DEAD) {
         bdb_handles_dead(st);
     }
-    if (ret != 0 && ret != DB_NOTFOUND) {
+    if (ret != 0) {
         store_set_error(ret);
         return STORE_ERROR;
     }

@@ -167,10 +167,12 @@ static void check_outcome(const char *buf, size_t len, const struct outcome *o)
     /* Everything the request points at lies in the bytes it consumed: the connection drops
      * exactly those after executing it. */
     size_t c = res->consumed;
-    /* a meta command's base64 key is decoded into the request itself */
+    /* a meta command's base64 key, and iterate's cursor, are decoded into the request */
     CHECK(field_within(req->key, req->nkey, buf, c) ||
           (req->meta.key_binary && within(req->key, req->nkey, req->meta.key_buf,
-                                          sizeof(req->meta.key_buf))));
+                                          sizeof(req->meta.key_buf))) ||
+          (res->status == PROTO_REQUEST && req->cmd == PROTO_CMD_ITERATE &&
+           req->key == req->iter.key_buf && req->nkey <= sizeof(req->iter.key_buf)));
     CHECK(field_within(req->keys, req->nkeys, buf, c));
     CHECK(field_within(req->data, req->ndata, buf, c));
     CHECK(field_within(req->arg, req->narg, buf, c));
@@ -237,6 +239,10 @@ static void check_outcome(const char *buf, size_t len, const struct outcome *o)
     case PROTO_CMD_RGET:
         CHECK(key_valid(req->key, req->nkey) && key_valid(req->key2, req->nkey2));
         break;
+    case PROTO_CMD_ITERATE:
+        CHECK(req->key == req->iter.key_buf && req->nkey <= PROTO_KEY_MAX);
+        CHECK(req->max >= 1 && req->max <= PROTO_ITERATE_MAX);
+        break;
     case PROTO_CMD_STATS:
     case PROTO_CMD_DEBUG_FAULT:
     case PROTO_CMD_REP_SET_PRIORITY:
@@ -251,7 +257,8 @@ static void check_outcome(const char *buf, size_t len, const struct outcome *o)
 static bool same_key(const struct proto_request *x, const char *abuf,
                      const struct proto_request *y, const char *bbuf)
 {
-    if (x->meta.key_binary || y->meta.key_binary) {
+    /* iterate decodes its cursor into the request: compare the bytes */
+    if (x->meta.key_binary || y->meta.key_binary || x->cmd == PROTO_CMD_ITERATE) {
         return x->meta.key_binary == y->meta.key_binary && x->nkey == y->nkey &&
                (x->nkey == 0 || memcmp(x->key, y->key, x->nkey) == 0);
     }
@@ -281,7 +288,8 @@ static bool same_outcome(const struct outcome *a, const char *abuf, const struct
            x->delay == y->delay && x->verbosity == y->verbosity && x->narg == y->narg &&
            same_ptr(x->arg, abuf, y->arg, bbuf) && x->nkey2 == y->nkey2 &&
            same_ptr(x->key2, abuf, y->key2, bbuf) && x->left_open == y->left_open &&
-           x->right_open == y->right_open && x->max == y->max;
+           x->right_open == y->right_open && x->max == y->max &&
+           x->iter.values == y->iter.values;
 }
 
 /* Parses buf[0..k) from a copy of exactly k bytes and checks it against the whole stream's

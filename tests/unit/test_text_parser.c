@@ -43,9 +43,13 @@
 #define E_EXPTIME   "CLIENT_ERROR invalid exptime argument"
 #define E_DELETE    "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"
 #define E_SHUTDOWN  "ERROR: shutdown not enabled"
+/* ours: iterate (doc/protocol.md) */
+#define E_CURSOR    "CLIENT_ERROR bad cursor"
+#define E_COUNT     "CLIENT_ERROR bad count"
 
 static const char *const known_errors[] = {
     E_ERROR, E_FORMAT, E_CHUNK, E_TOO_LARGE, E_DELTA, E_EXPTIME, E_DELETE, E_SHUTDOWN,
+    E_CURSOR, E_COUNT,
 };
 
 #define MIB ((size_t)1024 * 1024)
@@ -221,7 +225,8 @@ static const char *cmd_name(enum proto_cmd c)
     static const char *const names[] = {
         "NONE", "GET", "GETS", "GAT", "GATS", "SET", "ADD", "REPLACE", "APPEND", "PREPEND",
         "CAS", "INCR", "DECR", "DELETE", "TOUCH", "FLUSH_ALL", "VERSION", "VERBOSITY", "QUIT",
-        "STATS", "RGET", "DB_CHECKPOINT", "DB_ARCHIVE", "DEBUG_FAULT", "REP_ISMASTER",
+        "STATS", "RGET", "ITERATE", "DB_CHECKPOINT", "DB_ARCHIVE", "DEBUG_FAULT", "META_GET",
+        "META_SET", "META_DELETE", "META_ARITH", "META_NOOP", "META_DEBUG", "REP_ISMASTER",
         "REP_WHOISMASTER", "REP_SET_PRIORITY",
     };
     if ((unsigned)c < sizeof names / sizeof names[0]) {
@@ -339,6 +344,8 @@ static void poison(struct proto_request *q, struct proto_result *r)
     q->verbosity = 99;
     q->left_open = q->right_open = true;
     q->max = 31337;
+    q->iter.values = true;
+    memset(q->iter.key_buf, 'J', sizeof q->iter.key_buf);
     memset(r, 0, sizeof *r);
     r->status = (enum proto_status)42;
     r->consumed = 88888;
@@ -479,6 +486,11 @@ static void describe(const struct outcome *o, char *out, size_t n)
             snprintf(out, n, " key@%ld+%zu key2@%ld+%zu open=%d%d max=%u", OFF(q->key),
                      q->nkey, OFF(q->key2), q->nkey2, (int)q->left_open, (int)q->right_open,
                      q->max);
+        } else if (q->cmd == PROTO_CMD_ITERATE) {
+            /* the cursor key is decoded into the request: compare its bytes */
+            snprintf(out, n, " cursor=%s count=%u values=%d",
+                     q->key == q->iter.key_buf ? esc(q->key, q->nkey) : "(not in key_buf)",
+                     q->max, (int)q->iter.values);
         }
         return;
     }
@@ -545,6 +557,12 @@ static void check_invariants(struct tctx *t, const struct outcome *o, const char
         }
         if (q->cmd == PROTO_CMD_STATS) {
             CHECK(t, in_input(o, q->arg, q->narg), "%s: stats arg not inside the input", what);
+        }
+        if (q->cmd == PROTO_CMD_ITERATE) {
+            CHECK(t, q->key == q->iter.key_buf && q->nkey <= PROTO_KEY_MAX,
+                  "%s: iterate cursor key not decoded into key_buf (%zu bytes)", what, q->nkey);
+            CHECK(t, q->max >= 1 && q->max <= PROTO_ITERATE_MAX, "%s: iterate count %u", what,
+                  q->max);
         }
         return;
     }
@@ -624,7 +642,10 @@ struct want_req {
     const char *arg;            /* stats; NULL = empty */
     const char *key2;           /* rget */
     bool left_open, right_open;
-    uint32_t max;
+    uint32_t max;               /* rget, iterate */
+    const char *cursor;         /* iterate: the decoded cursor key ("" = from the start) */
+    size_t ncursor;             /* its length when it holds a NUL (0 = strlen) */
+    bool values;                /* iterate: v */
 };
 
 struct pcase {
@@ -733,6 +754,13 @@ static void check_request(struct tctx *t, const struct pcase *c, const struct ou
               "openness %d %d, want %d %d", (int)q->left_open, (int)q->right_open,
               (int)w->left_open, (int)w->right_open);
         CHECK(t, q->max == w->max, "max %u, want %u", q->max, w->max);
+    } else if (w->cmd == PROTO_CMD_ITERATE) {
+        size_t nc = w->ncursor ? w->ncursor : strlen(w->cursor);
+        CHECK(t, q->key == q->iter.key_buf && bytes_eq(q->key, q->nkey, w->cursor, nc),
+              "cursor key %s, want %s", esc(q->key, q->nkey), esc(w->cursor, nc));
+        CHECK(t, q->max == w->max, "count %u, want %u", q->max, w->max);
+        CHECK(t, q->iter.values == w->values, "values %d, want %d", (int)q->iter.values,
+              (int)w->values);
     }
 }
 
@@ -1571,6 +1599,117 @@ static const struct pcase misc_cases[] = {
       REQ(.cmd = PROTO_CMD_RGET, .key = "a", .key2 = "z", .right_open = true, .max = 10) },
 };
 
+/* Ours: iterate <cursor> <count> [v]; the cursor is "0" or canonical base64 of a key. */
+static const struct pcase iterate_cases[] = {
+    { .name = "iterate_start", IN("iterate 0 10\r\n"),
+      REQ(.cmd = PROTO_CMD_ITERATE, .cursor = "", .max = 10) },
+    { .name = "iterate_start_values", IN("iterate 0 1 v\r\n"),
+      REQ(.cmd = PROTO_CMD_ITERATE, .cursor = "", .max = 1, .values = true) },
+    { .name = "iterate_cursor_one_byte", IN("iterate YQ== 7\r\n"),
+      REQ(.cmd = PROTO_CMD_ITERATE, .cursor = "a", .max = 7) },
+    { .name = "iterate_cursor_two_bytes", IN("iterate YWI= 7 v\r\n"),
+      REQ(.cmd = PROTO_CMD_ITERATE, .cursor = "ab", .max = 7, .values = true) },
+    { .name = "iterate_cursor_three_bytes", IN("iterate a2V5 10000\r\n"),
+      REQ(.cmd = PROTO_CMD_ITERATE, .cursor = "key", .max = 10000) },
+    { .name = "iterate_cursor_binary_key", IN("iterate YQBiIGMJ 3\r\n"),
+      REQ(.cmd = PROTO_CMD_ITERATE, .cursor = "a\0b c\t", .ncursor = 6, .max = 3) },
+    { .name = "iterate_count_capped", IN("iterate 0 10001\r\n"),
+      REQ(.cmd = PROTO_CMD_ITERATE, .cursor = "", .max = 10000) },
+    { .name = "iterate_count_huge_capped", IN("iterate 0 18446744073709551615\r\n"),
+      REQ(.cmd = PROTO_CMD_ITERATE, .cursor = "", .max = 10000) },
+    { .name = "iterate_lf_only_and_spaces", IN("iterate  0   5 \n"),
+      REQ(.cmd = PROTO_CMD_ITERATE, .cursor = "", .max = 5) },
+    { .name = "iterate_no_args", IN("iterate\r\n"), ERR(E_ERROR) },
+    { .name = "iterate_no_count", IN("iterate 0\r\n"), ERR(E_ERROR) },
+    { .name = "iterate_too_many", IN("iterate 0 1 v v\r\n"), ERR(E_ERROR) },
+    { .name = "iterate_not_v", IN("iterate 0 1 x\r\n"), ERR(E_FORMAT) },
+    { .name = "iterate_noreply_is_not_v", IN("iterate 0 1 noreply\r\n"), ERR(E_FORMAT) },
+    { .name = "iterate_count_zero", IN("iterate 0 0\r\n"), ERR(E_COUNT) },
+    { .name = "iterate_count_negative", IN("iterate 0 -5\r\n"), ERR(E_COUNT) },
+    { .name = "iterate_count_junk", IN("iterate 0 5x\r\n"), ERR(E_COUNT) },
+    { .name = "iterate_count_overflow", IN("iterate 0 18446744073709551616\r\n"),
+      ERR(E_COUNT) },
+    { .name = "iterate_cursor_before_count", IN("iterate x 0\r\n"), ERR(E_CURSOR) },
+    { .name = "iterate_cursor_short", IN("iterate YQ 1\r\n"), ERR(E_CURSOR) },
+    { .name = "iterate_cursor_double_zero", IN("iterate 00 1\r\n"), ERR(E_CURSOR) },
+    { .name = "iterate_cursor_bad_char", IN("iterate YW*= 1\r\n"), ERR(E_CURSOR) },
+    { .name = "iterate_cursor_inner_pad", IN("iterate Y=Q= 1\r\n"), ERR(E_CURSOR) },
+    { .name = "iterate_cursor_all_pad", IN("iterate ==== 1\r\n"), ERR(E_CURSOR) },
+    { .name = "iterate_cursor_pad_then_digit", IN("iterate YQ=a 1\r\n"), ERR(E_CURSOR) },
+    { .name = "iterate_cursor_unused_bits", IN("iterate YR== 1\r\n"), ERR(E_CURSOR) },
+    { .name = "iterate_cursor_unused_bits_2", IN("iterate YWJ= 1\r\n"), ERR(E_CURSOR) },
+    { .name = "iterate_cursor_two_groups_padded_early", IN("iterate YQ==YQ== 1\r\n"),
+      ERR(E_CURSOR) },
+};
+
+static void test_iterate(void **state)
+{
+    struct tctx t = { 0 };
+    char b64[PROTO_ITERATE_B64_MAX + 1];
+    char in[PROTO_ITERATE_B64_MAX + 64];
+    struct pcase c;
+
+    (void)state;
+    RUN_TABLE(&t, iterate_cases);
+
+    /* a 250-byte key is the longest cursor; 251 bytes is refused */
+    size_t n = proto_text_iterate_cursor(b64, k250, PROTO_KEY_MAX);
+    b64[n] = '\0';
+    snprintf(in, sizeof in, "iterate %s 3 v\r\n", b64);
+    c = mk("iterate_cursor_250_bytes", in);
+    c.st = PROTO_REQUEST;
+    c.rq.cmd = PROTO_CMD_ITERATE;
+    c.rq.cursor = k250;
+    c.rq.max = 3;
+    c.rq.values = true;
+    run_case(&t, &c);
+
+    n = proto_text_iterate_cursor(b64, k251, PROTO_KEY_MAX + 1);
+    b64[n] = '\0';
+    snprintf(in, sizeof in, "iterate %s 3\r\n", b64);
+    c = mk("iterate_cursor_251_bytes", in);
+    c.st = PROTO_ERROR;
+    c.err = E_CURSOR;
+    run_case(&t, &c);
+    finish(&t);
+}
+
+/* out[0..n) holds exactly the literal s */
+#define OUT_IS(s) bytes_eq(out, n, (s), sizeof(s) - 1)
+
+static void test_item_line_and_cursor(void **state)
+{
+    char out[PROTO_ITERATE_B64_MAX + 80];
+    char key[PROTO_KEY_MAX];
+    size_t n;
+
+    (void)state;
+    n = proto_text_item_line(out, "key", 3, 5, 1700000000, 10, 42);
+    assert_true(OUT_IS("ITEM key 5 1700000000 10 42\r\n"));
+    n = proto_text_item_line(out, "a b", 3, 0, 0, 0, 1);
+    assert_true(OUT_IS("ITEM YSBi 0 0 0 1 b\r\n"));
+    n = proto_text_item_line(out, "\x7f", 1, 4294967295u, 4294967295u, 1048576, UINT64_MAX);
+    assert_true(OUT_IS("ITEM fw== 4294967295 4294967295 1048576 18446744073709551615 b\r\n"));
+    /* high bytes are text-safe: the key goes out as it is */
+    n = proto_text_item_line(out, "\xc3\xa9", 2, 0, 0, 0, 1);
+    assert_true(OUT_IS("ITEM \xc3\xa9 0 0 0 1\r\n"));
+    assert_true(proto_text_key_needs_b64("\x20", 1));
+    assert_true(proto_text_key_needs_b64("ok\x01", 3));
+    assert_true(proto_text_key_needs_b64("a\0", 2));
+    assert_false(proto_text_key_needs_b64("\x21~\x80\xff", 4));
+    /* the longest lines fit the documented buffer */
+    n = proto_text_item_line(out, k250, PROTO_KEY_MAX, 0, 0, 0, 0);
+    assert_int_equal(n, 5 + PROTO_KEY_MAX + 10);
+    memcpy(key, k250, PROTO_KEY_MAX - 1);
+    key[PROTO_KEY_MAX - 1] = ' ';
+    n = proto_text_item_line(out, key, PROTO_KEY_MAX, 0, 0, 0, 0);
+    assert_int_equal(n, 5 + PROTO_ITERATE_B64_MAX + 10 + 2);
+    n = proto_text_iterate_cursor(out, "key", 3);
+    assert_true(OUT_IS("a2V5"));
+    n = proto_text_iterate_cursor(out, "0", 1);     /* never the "0" that starts a walk */
+    assert_true(OUT_IS("MA=="));
+}
+
 static void test_flush_version_verbosity_stats(void **state)
 {
     struct tctx t = { 0 };
@@ -2315,7 +2454,7 @@ static void test_hostile_generated_commands(void **state)
         "\r\n", "\r\n", "\n", "\r", "\t", "\x01", "\x7f", "\x80", "set k 0 0 3\r\nabc\r\n",
         "set k 0 0 3 noreply\r\nab\r\n", "get a b\r\n", "incr n 1\r\n", "delete k 0\r\n",
         "cas k 0 0 1 1\r\nx\r\n", "set k 0 0 2000000\r\n", "HTTP/1.1", "GET / HTTP/1.0\r\n",
-        "shutdown",
+        "shutdown", "iterate", "YQ==", "v", "iterate 0 1\r\n", "iterate YWI= 3 v\r\n",
     };
     struct tctx t = { 0 };
     char in[1200], name[64];
@@ -2427,6 +2566,8 @@ int main(void)
         cmocka_unit_test(test_incr_decr),
         cmocka_unit_test(test_delete_and_touch),
         cmocka_unit_test(test_flush_version_verbosity_stats),
+        cmocka_unit_test(test_iterate),
+        cmocka_unit_test(test_item_line_and_cursor),
         cmocka_unit_test(test_http_requests),
         cmocka_unit_test(test_pipelined_requests),
         cmocka_unit_test(test_hostile_many_tokens),
