@@ -57,9 +57,10 @@ static void usage(FILE *f)
         "  --nodes H:P[:W][,...]   the nodes, in the client's order (IPv6 as [addr]:port)\n"
         "  --twemproxy FILE        the servers, hash and hash_tag of a nutcracker pool\n"
         "  --pool NAME             that pool (default: the first in FILE)\n"
-        "  --ketama                libmemcached's ketama (pylibmc {\"ketama\": True})\n"
+        "  --ketama                libmemcached's ketama (pylibmc {\"ketama\": True}); the\n"
+        "                          default with --nodes, as in mcstore-rebalance\n"
         "  --ketama-weighted       libmemcached's weighted ketama (pylibmc\n"
-        "                          {\"ketama_weighted\": True}); the default with --nodes\n"
+        "                          {\"ketama_weighted\": True}, mcstore-bench)\n"
         "  --twemproxy-ketama      nutcracker's distribution: ketama (implied by --twemproxy)\n"
         "  --hash NAME             the key hash: md5, one_at_a_time, fnv1_64, fnv1a_64,\n"
         "                          fnv1_32, fnv1a_32, crc16, crc32, crc32a, hsieh, murmur,\n"
@@ -613,7 +614,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "diff") != 0 && (o.to.nodes || o.to.yaml || o.keys_only)) {
         return fail("--to-nodes, --to-twemproxy and --keys-only go with diff");
     }
-    struct ring_config base = {RING_LIBMEMCACHED_KETAMA_WEIGHTED, RING_HASH_DEFAULT, ""};
+    /* the same default as mcstore-rebalance: the ring pylibmc's {"ketama": True} builds */
+    struct ring_config base = {RING_LIBMEMCACHED_KETAMA, RING_HASH_DEFAULT, ""};
     if (o.kind_set) {
         base.kind = o.kind;
     }
