@@ -1,5 +1,6 @@
 /* Node lists on the command line: "host:port[:weight][ name]", comma-separated. */
 #include "tools/ring/ring.h"
+#include "tools/ring/ring_err.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void ring_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -66,7 +67,7 @@ int ring_parse_node(const char *text, struct ring_node *out, char *err, size_t e
         const char *name = sp + 1;
         size_t nlen = strlen(name);
         if (!word_ok(name, nlen) || nlen > RING_NAME_MAX) {
-            set_err(err, errlen, "\"%s\": the name after the space must be 1..%d printable "
+            ring_set_err(err, errlen, "\"%s\": the name after the space must be 1..%d printable "
                     "bytes without spaces or commas", text, RING_NAME_MAX);
             return -1;
         }
@@ -77,7 +78,7 @@ int ring_parse_node(const char *text, struct ring_node *out, char *err, size_t e
         host = text + 1;
         hend = memchr(host, ']', (size_t)(end - host));
         if (hend == NULL || hend + 1 == end || hend[1] != ':') {
-            set_err(err, errlen, "\"%s\": expected [IPv6]:port[:weight]", text);
+            ring_set_err(err, errlen, "\"%s\": expected [IPv6]:port[:weight]", text);
             return -1;
         }
         rest = hend + 2;
@@ -85,7 +86,7 @@ int ring_parse_node(const char *text, struct ring_node *out, char *err, size_t e
         host = text;
         hend = memchr(text, ':', (size_t)(end - text));
         if (hend == NULL) {
-            set_err(err, errlen, "\"%s\": expected host:port[:weight]", text);
+            ring_set_err(err, errlen, "\"%s\": expected host:port[:weight]", text);
             return -1;
         }
         rest = hend + 1;
@@ -93,19 +94,19 @@ int ring_parse_node(const char *text, struct ring_node *out, char *err, size_t e
     size_t hlen = (size_t)(hend - host);
     bool stray_bracket = text[0] != '[' && memchr(host, ']', hlen) != NULL;
     if (!word_ok(host, hlen) || hlen > RING_HOST_MAX || stray_bracket) {
-        set_err(err, errlen, "\"%s\": the host must be 1..%d printable bytes (IPv6 in "
+        ring_set_err(err, errlen, "\"%s\": the host must be 1..%d printable bytes (IPv6 in "
                 "brackets)", text, RING_HOST_MAX);
         return -1;
     }
     const char *colon = memchr(rest, ':', (size_t)(end - rest));
     const char *pend = colon ? colon : end;
     if (parse_uint(rest, (size_t)(pend - rest), 1, 65535, &port) != 0) {
-        set_err(err, errlen, "\"%s\": the port must be a number 1..65535", text);
+        ring_set_err(err, errlen, "\"%s\": the port must be a number 1..65535", text);
         return -1;
     }
     if (colon != NULL
         && parse_uint(colon + 1, (size_t)(end - colon - 1), 1, RING_WEIGHT_MAX, &weight) != 0) {
-        set_err(err, errlen, "\"%s\": the weight must be a number 1..%d", text,
+        ring_set_err(err, errlen, "\"%s\": the weight must be a number 1..%d", text,
                 RING_WEIGHT_MAX);
         return -1;
     }
@@ -130,7 +131,7 @@ int ring_parse_nodes(const char *text, struct ring_node **nodes, size_t *n, char
     }
     a = calloc(count, sizeof(*a));
     if (a == NULL) {
-        set_err(err, errlen, "out of memory");
+        ring_set_err(err, errlen, "out of memory");
         return -1;
     }
     for (;;) {
@@ -147,11 +148,11 @@ int ring_parse_nodes(const char *text, struct ring_node **nodes, size_t *n, char
             len--;
         }
         if (len == 0) {
-            set_err(err, errlen, "empty node in the list \"%s\"", text);
+            ring_set_err(err, errlen, "empty node in the list \"%s\"", text);
             goto fail;
         }
         if (len >= sizeof(item)) {
-            set_err(err, errlen, "node %zu of the list is too long", k + 1);
+            ring_set_err(err, errlen, "node %zu of the list is too long", k + 1);
             goto fail;
         }
         memcpy(item, p, len);

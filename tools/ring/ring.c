@@ -1,9 +1,9 @@
 /* The ketama continuum: libmemcached's update_continuum() and twemproxy's ketama_update(). */
 #include "tools/ring/ring.h"
+#include "tools/ring/ring_err.h"
 #include "tools/ring/ring_md5.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,18 +25,6 @@ struct ring {
     struct ring_point *points;          /* ascending by value, then node */
     size_t npoints;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static uint32_t weight_of(const struct ring_node *n)
 {
@@ -134,7 +122,7 @@ static int check_unique(const struct ring_node *nodes, size_t n, char *err, size
     struct label *l = malloc(n * sizeof(*l));
 
     if (l == NULL) {
-        set_err(err, errlen, "out of memory");
+        ring_set_err(err, errlen, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -144,7 +132,7 @@ static int check_unique(const struct ring_node *nodes, size_t n, char *err, size
     qsort(l, n, sizeof(*l), label_cmp);
     for (size_t i = 1; i < n; i++) {
         if (strcmp(l[i - 1].text, l[i].text) == 0) {
-            set_err(err, errlen, "node %zu and node %zu are both %s", l[i - 1].node + 1,
+            ring_set_err(err, errlen, "node %zu and node %zu are both %s", l[i - 1].node + 1,
                     l[i].node + 1, l[i].text);
             free(l);
             return -1;
@@ -161,45 +149,45 @@ int ring_validate(const struct ring_config *cfg, const struct ring_node *nodes, 
 
     if (cfg->kind != RING_LIBMEMCACHED_KETAMA && cfg->kind != RING_LIBMEMCACHED_KETAMA_WEIGHTED
         && cfg->kind != RING_TWEMPROXY_KETAMA) {
-        set_err(err, errlen, "unknown ring kind %d", (int)cfg->kind);
+        ring_set_err(err, errlen, "unknown ring kind %d", (int)cfg->kind);
         return -1;
     }
     if ((unsigned)cfg->hash > (unsigned)RING_HASH_JENKINS) {
-        set_err(err, errlen, "unknown hash %d", (int)cfg->hash);
+        ring_set_err(err, errlen, "unknown hash %d", (int)cfg->hash);
         return -1;
     }
     if (!hash_supported(cfg->kind, cfg->hash)) {
-        set_err(err, errlen, "libmemcached has no %s hash (twemproxy only)",
+        ring_set_err(err, errlen, "libmemcached has no %s hash (twemproxy only)",
                 ring_hash_name(cfg->hash));
         return -1;
     }
     if (cfg->hash_tag[0] != '\0') {
         if (cfg->kind != RING_TWEMPROXY_KETAMA) {
-            set_err(err, errlen, "a hash tag is a twemproxy setting; libmemcached hashes the "
+            ring_set_err(err, errlen, "a hash tag is a twemproxy setting; libmemcached hashes the "
                     "whole key");
             return -1;
         }
         if (cfg->hash_tag[1] == '\0' || cfg->hash_tag[2] != '\0') {
-            set_err(err, errlen, "a hash tag has exactly two characters (like \"{}\")");
+            ring_set_err(err, errlen, "a hash tag has exactly two characters (like \"{}\")");
             return -1;
         }
     }
     if (n == 0) {
-        set_err(err, errlen, "no nodes");
+        ring_set_err(err, errlen, "no nodes");
         return -1;
     }
     if (n > UINT32_MAX / KETAMA_POINTS_PER_SHARE) {
-        set_err(err, errlen, "too many nodes (%zu)", n);
+        ring_set_err(err, errlen, "too many nodes (%zu)", n);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         if (nodes[i].host[0] == '\0' || memchr(nodes[i].host, '\0', sizeof(nodes[i].host))
             == NULL || memchr(nodes[i].name, '\0', sizeof(nodes[i].name)) == NULL) {
-            set_err(err, errlen, "node %zu: empty or unterminated host or name", i + 1);
+            ring_set_err(err, errlen, "node %zu: empty or unterminated host or name", i + 1);
             return -1;
         }
         if (weight_of(&nodes[i]) > RING_WEIGHT_MAX) {
-            set_err(err, errlen, "node %zu: weight %u is above %u", i + 1,
+            ring_set_err(err, errlen, "node %zu: weight %u is above %u", i + 1,
                     (unsigned)nodes[i].weight, (unsigned)RING_WEIGHT_MAX);
             return -1;
         }
@@ -210,7 +198,7 @@ int ring_validate(const struct ring_config *cfg, const struct ring_node *nodes, 
         int len = point_base(cfg->kind, &nodes[i], base, sizeof(base));
 
         if (len < 0) {
-            set_err(err, errlen, "node %zu: name too long", i + 1);
+            ring_set_err(err, errlen, "node %zu: name too long", i + 1);
             return -1;
         }
         if (cfg->kind == RING_TWEMPROXY_KETAMA) {
@@ -219,7 +207,7 @@ int ring_validate(const struct ring_config *cfg, const struct ring_node *nodes, 
             char probe[32];
             int plen = snprintf(probe, sizeof(probe), "-%u", pts >= 4 ? pts / 4 - 1 : 0);
             if (len + plen > TWEMPROXY_POINT_NAME_MAX) {
-                set_err(err, errlen, "node %zu: twemproxy cannot hash the name \"%s\" (its "
+                ring_set_err(err, errlen, "node %zu: twemproxy cannot hash the name \"%s\" (its "
                         "ring points take at most %d bytes)", i + 1, base,
                         TWEMPROXY_POINT_NAME_MAX);
                 return -1;

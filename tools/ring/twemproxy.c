@@ -1,26 +1,14 @@
 /* Reads the ring settings of one pool from a twemproxy (nutcracker) YAML file (libyaml). */
 #include "tools/ring/ring.h"
+#include "tools/ring/ring_err.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <yaml.h>
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* A scalar node's text, or NULL for any other node. */
 static const char *scalar(yaml_node_t *node, size_t *len)
@@ -73,7 +61,7 @@ static int parse_server(const char *s, size_t n, struct ring_node *out, char *er
 
     memset(out, 0, sizeof(*out));
     if (n > 0 && s[0] == '/') {
-        set_err(err, errlen, "server \"%.*s\": unix socket servers are not supported",
+        ring_set_err(err, errlen, "server \"%.*s\": unix socket servers are not supported",
                 (int)n, s);
         return -1;
     }
@@ -81,7 +69,7 @@ static int parse_server(const char *s, size_t n, struct ring_node *out, char *er
     if (sp != NULL) {
         size_t nlen = n - (size_t)(sp + 1 - s);
         if (nlen == 0 || nlen > RING_NAME_MAX) {
-            set_err(err, errlen, "server \"%.*s\": bad name", (int)n, s);
+            ring_set_err(err, errlen, "server \"%.*s\": bad name", (int)n, s);
             return -1;
         }
         memcpy(out->name, sp + 1, nlen);
@@ -91,24 +79,24 @@ static int parse_server(const char *s, size_t n, struct ring_node *out, char *er
     wc = last_of(s, end, ':');
     pc = wc ? last_of(s, (size_t)(wc - s), ':') : NULL;
     if (pc == NULL) {
-        set_err(err, errlen, "server \"%.*s\": expected \"host:port:weight [name]\"", (int)n,
+        ring_set_err(err, errlen, "server \"%.*s\": expected \"host:port:weight [name]\"", (int)n,
                 s);
         return -1;
     }
     port = digits(pc + 1, (size_t)(wc - pc - 1));
     weight = digits(wc + 1, end - (size_t)(wc + 1 - s));
     if (port < 1 || port > 65535) {
-        set_err(err, errlen, "server \"%.*s\": bad port", (int)n, s);
+        ring_set_err(err, errlen, "server \"%.*s\": bad port", (int)n, s);
         return -1;
     }
     if (weight < 1 || weight > RING_WEIGHT_MAX) {
-        set_err(err, errlen, "server \"%.*s\": the weight must be 1..%d", (int)n, s,
+        ring_set_err(err, errlen, "server \"%.*s\": the weight must be 1..%d", (int)n, s,
                 RING_WEIGHT_MAX);
         return -1;
     }
     size_t hlen = (size_t)(pc - s);
     if (hlen == 0 || hlen > RING_HOST_MAX) {
-        set_err(err, errlen, "server \"%.*s\": bad host", (int)n, s);
+        ring_set_err(err, errlen, "server \"%.*s\": bad host", (int)n, s);
         return -1;
     }
     memcpy(out->host, s, hlen);
@@ -125,17 +113,17 @@ static int load_servers(yaml_document_t *doc, yaml_node_t *seq, struct ring_node
     struct ring_node *a;
 
     if (seq->type != YAML_SEQUENCE_NODE) {
-        set_err(err, errlen, "\"servers\" must be a list");
+        ring_set_err(err, errlen, "\"servers\" must be a list");
         return -1;
     }
     count = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
     if (count == 0) {
-        set_err(err, errlen, "\"servers\" is empty");
+        ring_set_err(err, errlen, "\"servers\" is empty");
         return -1;
     }
     a = calloc(count, sizeof(*a));
     if (a == NULL) {
-        set_err(err, errlen, "out of memory");
+        ring_set_err(err, errlen, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < count; i++) {
@@ -143,7 +131,7 @@ static int load_servers(yaml_document_t *doc, yaml_node_t *seq, struct ring_node
         size_t len = 0;
         const char *s = scalar(item, &len);
         if (s == NULL) {
-            set_err(err, errlen, "server %zu is not a \"host:port:weight [name]\" string",
+            ring_set_err(err, errlen, "server %zu is not a \"host:port:weight [name]\" string",
                     i + 1);
             free(a);
             return -1;
@@ -171,7 +159,7 @@ static int load_pool(yaml_document_t *doc, yaml_node_t *pool, const char *pname,
     bool have_servers = false;
 
     if (pool->type != YAML_MAPPING_NODE) {
-        set_err(err, errlen, "pool \"%s\" is not a mapping", pname);
+        ring_set_err(err, errlen, "pool \"%s\" is not a mapping", pname);
         return -1;
     }
     for (yaml_node_pair_t *p = pool->data.mapping.pairs.start; p < pool->data.mapping.pairs.top;
@@ -186,7 +174,7 @@ static int load_pool(yaml_document_t *doc, yaml_node_t *pool, const char *pname,
         }
         if (key_is(k, klen, "servers")) {
             if (have_servers) {
-                set_err(err, errlen, "pool \"%s\": \"servers\" twice", pname);
+                ring_set_err(err, errlen, "pool \"%s\": \"servers\" twice", pname);
                 goto fail;
             }
             if (load_servers(doc, vnode, nodes, n, err, errlen) != 0) {
@@ -196,7 +184,7 @@ static int load_pool(yaml_document_t *doc, yaml_node_t *pool, const char *pname,
         } else if (key_is(k, klen, "hash")) {
             char name[32];
             if (v == NULL || vlen >= sizeof(name)) {
-                set_err(err, errlen, "pool \"%s\": bad hash", pname);
+                ring_set_err(err, errlen, "pool \"%s\": bad hash", pname);
                 goto fail;
             }
             memcpy(name, v, vlen);
@@ -204,19 +192,19 @@ static int load_pool(yaml_document_t *doc, yaml_node_t *pool, const char *pname,
             /* twemproxy's own names only: "default" and "crc" are ours and libmemcached's */
             if (ring_hash_parse(name, &cfg->hash) != 0 || strcmp(name, "default") == 0
                 || strcmp(name, "crc") == 0) {
-                set_err(err, errlen, "pool \"%s\": twemproxy has no hash \"%s\"", pname, name);
+                ring_set_err(err, errlen, "pool \"%s\": twemproxy has no hash \"%s\"", pname, name);
                 goto fail;
             }
         } else if (key_is(k, klen, "hash_tag")) {
             if (v == NULL || vlen != 2) {
-                set_err(err, errlen, "pool \"%s\": hash_tag must be two characters", pname);
+                ring_set_err(err, errlen, "pool \"%s\": hash_tag must be two characters", pname);
                 goto fail;
             }
             memcpy(cfg->hash_tag, v, 2);
             cfg->hash_tag[2] = '\0';
         } else if (key_is(k, klen, "distribution")) {
             if (v == NULL || !key_is(v, vlen, "ketama")) {
-                set_err(err, errlen, "pool \"%s\": distribution \"%.*s\": mcstore-ring "
+                ring_set_err(err, errlen, "pool \"%s\": distribution \"%.*s\": mcstore-ring "
                         "models only ketama (consistent hashing)", pname,
                         v ? (int)vlen : 1, v ? v : "?");
                 goto fail;
@@ -224,7 +212,7 @@ static int load_pool(yaml_document_t *doc, yaml_node_t *pool, const char *pname,
         }
     }
     if (!have_servers) {
-        set_err(err, errlen, "pool \"%s\" has no \"servers\"", pname);
+        ring_set_err(err, errlen, "pool \"%s\" has no \"servers\"", pname);
         return -1;
     }
     return 0;
@@ -254,17 +242,17 @@ int ring_load_twemproxy(const char *path, const char *pool, struct ring_config *
     cfg->hash = RING_HASH_FNV1A_64;     /* nutcracker's CONF_DEFAULT_HASH */
     f = fopen(path, "rb");
     if (f == NULL) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        ring_set_err(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     if (!yaml_parser_initialize(&parser)) {
-        set_err(err, errlen, "out of memory");
+        ring_set_err(err, errlen, "out of memory");
         fclose(f);
         return -1;
     }
     yaml_parser_set_input_file(&parser, f);
     if (!yaml_parser_load(&parser, &doc)) {
-        set_err(err, errlen, "%s:%zu: %s", path, parser.problem_mark.line + 1,
+        ring_set_err(err, errlen, "%s:%zu: %s", path, parser.problem_mark.line + 1,
                 parser.problem ? parser.problem : "YAML error");
         yaml_parser_delete(&parser);
         fclose(f);
@@ -272,7 +260,7 @@ int ring_load_twemproxy(const char *path, const char *pool, struct ring_config *
     }
     root = yaml_document_get_root_node(&doc);
     if (root == NULL || root->type != YAML_MAPPING_NODE) {
-        set_err(err, errlen, "%s: expected a mapping of pool names to pools", path);
+        ring_set_err(err, errlen, "%s: expected a mapping of pool names to pools", path);
         goto done;
     }
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
@@ -296,9 +284,9 @@ int ring_load_twemproxy(const char *path, const char *pool, struct ring_config *
         goto done;
     }
     if (pool != NULL) {
-        set_err(err, errlen, "%s: no pool \"%s\"", path, pool);
+        ring_set_err(err, errlen, "%s: no pool \"%s\"", path, pool);
     } else {
-        set_err(err, errlen, "%s: no pools", path);
+        ring_set_err(err, errlen, "%s: no pools", path);
     }
 
 done:
