@@ -48,6 +48,8 @@ static void test_iter_item_lines(void **state)
     assert_true(it.cas == UINT64_MAX);
 
     /* the most a field may hold */
+    assert_int_equal(rb_parse_iter_line(S("ITEM k 0 0 1073741824 1"), &it, cursor),
+                     RB_ITER_ITEM);
     assert_int_equal(rb_parse_iter_line(S("ITEM k 4294967295 4294967295 1048576 1"), &it,
                                         cursor), RB_ITER_ITEM);
     assert_true(it.flags == UINT32_MAX && it.exptime == UINT32_MAX);
@@ -75,6 +77,7 @@ static void test_iter_end_and_errors(void **state)
         "ITEM k 4294967296 0 0 1",           /* flags over 32 bits */
         "ITEM k 0 4294967296 0 1",
         "ITEM k 0 0 0 18446744073709551616", /* cas over 64 bits */
+        "ITEM k 0 0 1073741825 1",           /* a value over the largest -I (1g) */
         "ITEM k -1 0 0 1", "ITEM k 0 0 +1 1", "ITEM k 0 0 1x 1",
         "ITEM  k 0 0 0 1",                   /* empty token */
         "ITEM k 0 0 0 1 ",

@@ -108,7 +108,7 @@ static bool parse_item(const char **tok, const size_t *ntok, size_t count, struc
         return false;
     }
     item->exptime = (uint32_t)v;
-    if (!parse_u64(tok[4], ntok[4], SIZE_MAX, &v)) {
+    if (!parse_u64(tok[4], ntok[4], RB_VALUE_MAX, &v)) {
         return false;
     }
     item->nbytes = (size_t)v;
@@ -192,7 +192,7 @@ enum rb_meta_kind rb_parse_meta_line(const char *line, size_t n, struct rb_meta_
         uint64_t v;
         if (vlen_next) {
             vlen_next = false;
-            if (!parse_u64(t, nt, SIZE_MAX, &v)) {
+            if (!parse_u64(t, nt, RB_VALUE_MAX, &v)) {
                 out->kind = RB_META_BAD;
                 return out->kind;
             }

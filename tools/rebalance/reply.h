@@ -9,6 +9,10 @@
 #include "protocol/request.h"
 #include "protocol/text.h"
 
+/* The largest value a server can hold (its -I is at most 1g, as memcached's): a reply that
+ * announces more is refused before anything is allocated for it. */
+#define RB_VALUE_MAX ((size_t)1024 * 1024 * 1024)
+
 /*
  * Every function here is pure: it reads line[0..n) (one reply line without its "\r\n") and
  * fills its output; nothing is allocated and no state is kept. Thread-safe.
