@@ -526,6 +526,20 @@ def test_catch_up_pass_rules(servers, tmp_path):
     assert count(s, "updated") == 1 and count(s, "errors") == 0, s
     assert new_c.get(g) == b"newest-g"
 
+    # the same, followed by a second run that announced another version and died (or gave up
+    # on a target that was down) before writing it: the first run's value is still ours
+    h = moved[5]
+    new_c.set(h, b"first-write")                # what the first dead run had written
+    with open(str(state) + ".ledger", "a") as led:
+        for cas, value in ((1, b"first-write"), (2, b"announced-only")):
+            led.write("I %s %d %016x\n" % (base64.b64encode(h.encode()).decode(), cas,
+                                            fnv1a64_digest(0, value)))
+    old_c.set(h, b"newest-h")
+    s, _ = tool("--from", frm, "--to", to, state=state)
+    assert count(s, "updated") == 1 and count(s, "errors") == 0, s
+    assert count(s, "skipped because newer") == 2, s    # c and f, as before
+    assert new_c.get(h) == b"newest-h"
+
 
 # ---- 5. a replication group addressed through a slave ----------------------------------------
 

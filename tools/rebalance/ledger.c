@@ -152,6 +152,38 @@ static int put_record(struct ledger *l, char letter, const char *key, size_t nke
     return 0;
 }
 
+static void clear_pending(struct ledger_entry *e)
+{
+    e->has_pending = false;
+    free(e->older);
+    e->older = NULL;
+    e->nolder = 0;
+}
+
+static bool older_has(const struct ledger_entry *e, uint64_t digest, uint64_t *src_cas)
+{
+    for (uint32_t i = 0; i < e->nolder; i++) {
+        if (e->older[i * 2 + 1] == digest) {
+            if (src_cas != NULL) {
+                *src_cas = e->older[i * 2];
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+bool ledger_pending_match(const struct ledger_entry *e, uint64_t digest, uint64_t *src_cas)
+{
+    if (e->has_pending && e->pend_digest == digest) {
+        if (src_cas != NULL) {
+            *src_cas = e->pend_src_cas;
+        }
+        return true;
+    }
+    return older_has(e, digest, src_cas);
+}
+
 /* Applies a record to the table (loading, or recording a new fact). */
 static int apply(struct ledger *l, char letter, const char *key, size_t nkey, uint64_t a,
                  uint64_t b)
@@ -162,6 +194,17 @@ static int apply(struct ledger *l, char letter, const char *key, size_t nkey, ui
     }
     switch (letter) {
     case 'I':
+        if (e->has_pending && e->pend_digest != b && !older_has(e, e->pend_digest, NULL)) {
+            /* an earlier announced value may be the one on the target: keep it */
+            uint64_t *p = realloc(e->older, (e->nolder + 1) * 2 * sizeof(*p));
+            if (p == NULL) {
+                return -1;
+            }
+            e->older = p;
+            e->older[e->nolder * 2] = e->pend_src_cas;
+            e->older[e->nolder * 2 + 1] = e->pend_digest;
+            e->nolder++;
+        }
         e->has_pending = true;
         e->pend_src_cas = a;
         e->pend_digest = b;
@@ -170,19 +213,19 @@ static int apply(struct ledger *l, char letter, const char *key, size_t nkey, ui
         e->target = LEDGER_COPIED;
         e->src_cas = a;
         e->tgt_cas = b;
-        e->has_pending = false;
+        clear_pending(e);
         break;
     case 'N':
         e->target = LEDGER_NEWER;
         e->src_cas = a;
-        e->has_pending = false;
+        clear_pending(e);
         break;
     case 'D':
         e->src_deleted = true;
         break;
     case 'X':
         e->target = LEDGER_NONE;
-        e->has_pending = false;
+        clear_pending(e);
         break;
     default:
         return -1;
@@ -469,6 +512,7 @@ void ledger_close(struct ledger *l)
         struct ledger_entry *e = l->slots[i];
         while (e != NULL) {
             struct ledger_entry *next = e->next;
+            free(e->older);
             free(e);
             e = next;
         }

@@ -41,6 +41,8 @@ struct ledger_entry {
     uint64_t tgt_cas;           /* COPIED */
     uint64_t pend_src_cas;      /* has_pending: the write an "I" record announced */
     uint64_t pend_digest;
+    uint64_t *older;            /* earlier unconfirmed intents: (source cas, digest) pairs */
+    uint32_t nolder;            /* pairs in older */
     uint8_t target;             /* enum ledger_target */
     bool has_pending;
     bool src_deleted;           /* --delete-moved removed the source copy */
@@ -68,6 +70,14 @@ void ledger_close(struct ledger *l);
 
 /* The entry of key, or NULL. The pointer stays valid until ledger_close. */
 struct ledger_entry *ledger_find(struct ledger *l, const char *key, size_t nkey);
+
+/*
+ * Whether an unconfirmed intent of e (the latest "I" record or an earlier one that no "C", "N"
+ * or "X" has settled since) announced a value with this digest; *src_cas gets its source cas.
+ * Every such intent counts: a run that died after writing one value may be followed by runs
+ * that announced other values and never wrote them, so the target may hold any of them.
+ */
+bool ledger_pending_match(const struct ledger_entry *e, uint64_t digest, uint64_t *src_cas);
 
 /* Number of keys in the table. */
 size_t ledger_count(const struct ledger *l);

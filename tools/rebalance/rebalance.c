@@ -54,8 +54,6 @@ struct bitem {
     bool resolve;               /* the write was refused: read the target and decide */
     bool readd;                 /* the cas write found no item: add it */
     bool had_pending;           /* the ledger held an unconfirmed write of an earlier run */
-    uint64_t pend_src_cas;
-    uint64_t pend_digest;
 };
 
 /* One pipelined meta command and its reply. */
@@ -645,11 +643,7 @@ static void classify(struct rb *rb, size_t src, struct node *snode, size_t n,
             continue;
         }
         struct ledger_entry *e = ledger_find(rb->ledger, b->it.key, b->it.nkey);
-        if (e != NULL && e->has_pending) {
-            b->had_pending = true;
-            b->pend_src_cas = e->pend_src_cas;
-            b->pend_digest = e->pend_digest;
-        }
+        b->had_pending = e != NULL && e->has_pending;
         if (e == NULL || e->target == LEDGER_NONE) {
             b->action = ACT_ADD;
         } else if (e->target == LEDGER_NEWER) {
@@ -754,9 +748,13 @@ static int resolve(struct rb *rb, struct bitem *b, struct rb_counters *bc)
             b->confirmed = true;
             return 0;
         }
-        if (b->had_pending && c->digest == b->pend_digest) {
-            /* our write of an earlier version whose confirmation a crash lost: replace it */
-            if (ledger_copied(rb->ledger, b->it.key, b->it.nkey, b->pend_src_cas, c->cas) != 0) {
+        struct ledger_entry *e = ledger_find(rb->ledger, b->it.key, b->it.nkey);
+        uint64_t pend_src_cas;
+        if (b->had_pending && e != NULL && ledger_pending_match(e, c->digest, &pend_src_cas)) {
+            /* our write of an earlier version whose confirmation a crash lost (any unconfirmed
+             * intent: later runs may have announced other versions and died before writing
+             * them): replace it */
+            if (ledger_copied(rb->ledger, b->it.key, b->it.nkey, pend_src_cas, c->cas) != 0) {
                 return ledger_fail(rb);
             }
             b->had_pending = false;
