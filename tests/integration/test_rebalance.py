@@ -452,6 +452,19 @@ def test_delete_moved_with_pylibmc_ketama(servers, tmp_path):
     assert pylibmc_client(rest).get_multi(list(data)) == data
 
 
+def test_one_server_named_two_ways_keeps_its_keys(servers, tmp_path):
+    """A node named localhost:P in the old ring and 127.0.0.1:P in the new one is one server:
+    the keys whose owner is "renamed" stay, and --delete-moved must not delete them."""
+    nodes = cluster(servers, 2)
+    old = "localhost:%d,127.0.0.1:%d" % (nodes[0].port, nodes[1].port)
+    data = {"n:%d" % i: ("v%d" % i).encode() for i in range(600)}
+    pylibmc.Client(old.split(","), binary=False, behaviors={"ketama": True}).set_multi(data)
+    s, err = tool("--from", old, "--to", nodes_arg(nodes), "--delete-moved",
+                  state=tmp_path / "s")
+    assert count(s, "errors") == 0, err
+    assert pylibmc_client(nodes).get_multi(list(data)) == data
+
+
 # ---- 4. the catch-up pass's rules ------------------------------------------------------------
 
 def maps_to(target, client, key):

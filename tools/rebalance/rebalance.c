@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -296,9 +298,24 @@ static int learn_group(struct rb *rb, struct node *n)
     if (len > 0 && len < sizeof(n->group) && memchr(line, ':', len) != NULL &&
         memchr(line, ' ', len) == NULL) {
         snprintf(n->group, sizeof(n->group), "%.*s", (int)len, line);
-    } else if (len == 11 && memcmp(line, "REP_UNKNOWN", 11) == 0) {
+        return 0;
+    }
+    if (len == 11 && memcmp(line, "REP_UNKNOWN", 11) == 0) {
         say(rb, "%s: its replication group has no master yet; it is known by this address "
             "only", n->addr);
+    }
+    /* the address connected to, not the name given: one server named "localhost:P" in one
+     * ring and "127.0.0.1:P" in the other must be one node, or its keys "move" onto
+     * themselves and --delete-moved deletes the only copy */
+    struct sockaddr_storage sa;
+    socklen_t salen = sizeof(sa);
+    char host[128];             /* a numeric address (with a v6 scope) */
+    char serv[16];
+    if (getpeername(n->rd.fd, (struct sockaddr *)&sa, &salen) == 0 &&
+        getnameinfo((struct sockaddr *)&sa, salen, host, sizeof(host), serv, sizeof(serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+        snprintf(n->group, sizeof(n->group), "%s%s%s:%s", sa.ss_family == AF_INET6 ? "[" : "",
+                 host, sa.ss_family == AF_INET6 ? "]" : "", serv);
     }
     return 0;
 }
