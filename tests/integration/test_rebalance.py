@@ -553,6 +553,18 @@ def test_catch_up_pass_rules(servers, tmp_path):
     assert count(s, "skipped because newer") == 2, s    # c and f, as before
     assert new_c.get(h) == b"newest-h"
 
+    # a run died between writing a changed value and confirming it, then the old owner
+    # deleted the key: the value on the new owner is ours, so the delete is carried
+    j = moved[6]
+    new_c.set(j, b"crashed-j")                  # what the dead run had written
+    with open(str(state) + ".ledger", "a") as led:
+        led.write("I %s 2 %016x\n" % (base64.b64encode(j.encode()).decode(),
+                                      fnv1a64_digest(0, b"crashed-j")))
+    old_c.delete(j)
+    s, _ = tool("--from", frm, "--to", to, state=state)
+    assert count(s, "carried deletes") == 1 and count(s, "errors") == 0, s
+    assert new_c.get(j) is None
+
 
 # ---- 5. a replication group addressed through a slave ----------------------------------------
 

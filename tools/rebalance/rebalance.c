@@ -1014,6 +1014,70 @@ static bool token_of(const struct ledger_entry *e, char *tok, size_t *ntok, bool
     return *ntok <= META_KEY_MAX;
 }
 
+/*
+ * The target refused to delete a copy the source no longer has (its cas changed). When the
+ * ledger holds an unconfirmed write of ours, the change may be that write (a run died before
+ * confirming it): read the target, and delete what it holds if it is ours. Else the target
+ * holds a client's write, which stays. Returns 0, -1 (I/O) or -2 (fatal) with rb->err.
+ */
+static int sweep_recheck(struct rb *rb, size_t t, struct ledger_entry *e,
+                         struct rb_counters *bc)
+{
+    char tok[PROTO_ITERATE_B64_MAX];
+    size_t ntok;
+    bool b64;
+    uint64_t src_cas;
+
+    token_of(e, tok, &ntok, &b64);
+    for (int step = 0; step < MAX_RESOLVE_STEPS; step++) {
+        size_t ncmds = 0;
+        rb->out.n = 0;
+        struct cmd *c = new_cmd(rb, &ncmds, 0);
+        if (c == NULL || rb_out_printf(&rb->out, "mg %.*s%s v f c\r\n", (int)ntok, tok,
+                                       b64 ? " b" : "") != 0) {
+            snprintf(rb->err, sizeof(rb->err), "out of memory");
+            return -2;
+        }
+        end_cmd(rb, c);
+        if (pipeline(rb, &rb->nodes[t], rb->cmds, 1) != 0) {
+            return -1;
+        }
+        c = &rb->cmds[0];
+        if (c->kind == RB_META_EN) {
+            return ledger_tgt_deleted(rb->ledger, e->key, e->nkey) != 0 ? ledger_fail(rb) : 0;
+        }
+        if (c->kind != RB_META_VA || !c->has_cas || !ledger_pending_match(e, c->digest,
+                                                                          &src_cas)) {
+            break;
+        }
+        uint64_t cas = c->cas;
+        ncmds = 0;
+        rb->out.n = 0;
+        c = new_cmd(rb, &ncmds, 0);
+        if (c == NULL || rb_out_printf(&rb->out, "md %.*s%s C%" PRIu64 "\r\n", (int)ntok, tok,
+                                       b64 ? " b" : "", cas) != 0) {
+            snprintf(rb->err, sizeof(rb->err), "out of memory");
+            return -2;
+        }
+        end_cmd(rb, c);
+        if (pipeline(rb, &rb->nodes[t], rb->cmds, 1) != 0) {
+            return -1;
+        }
+        c = &rb->cmds[0];
+        if (c->kind == RB_META_HD || c->kind == RB_META_NF) {
+            if (c->kind == RB_META_HD) {
+                bc->carried_deletes++;
+            }
+            return ledger_tgt_deleted(rb->ledger, e->key, e->nkey) != 0 ? ledger_fail(rb) : 0;
+        }
+        if (c->kind != RB_META_EX) {
+            break;
+        }
+        /* written again meanwhile: read it again */
+    }
+    return ledger_newer(rb->ledger, e->key, e->nkey, e->src_cas) != 0 ? ledger_fail(rb) : 0;
+}
+
 /* One chunk of the sweep: list[0..n). */
 static int sweep_chunk(struct rb *rb, struct node *snode, struct ledger_entry **list, size_t n,
                        struct rb_counters *bc)
@@ -1023,8 +1087,11 @@ static int sweep_chunk(struct rb *rb, struct node *snode, struct ledger_entry **
     bool b64;
     size_t ncmds = 0;
     bool *gone = calloc(n ? n : 1, sizeof(bool));
+    size_t *recheck = calloc(n ? n : 1, sizeof(size_t));  /* target + 1: see sweep_recheck */
 
-    if (gone == NULL) {
+    if (gone == NULL || recheck == NULL) {
+        free(gone);
+        free(recheck);
         snprintf(rb->err, sizeof(rb->err), "out of memory");
         return -2;
     }
@@ -1037,6 +1104,7 @@ static int sweep_chunk(struct rb *rb, struct node *snode, struct ledger_entry **
         if (c == NULL || rb_out_printf(&rb->out, "mg %.*s%s c\r\n", (int)ntok, tok,
                                        b64 ? " b" : "") != 0) {
             free(gone);
+            free(recheck);
             snprintf(rb->err, sizeof(rb->err), "out of memory");
             return -2;
         }
@@ -1045,6 +1113,7 @@ static int sweep_chunk(struct rb *rb, struct node *snode, struct ledger_entry **
     /* the source's master: a slave may not have applied a delete yet */
     if (ncmds > 0 && pipeline(rb, snode, rb->cmds, ncmds) != 0) {
         free(gone);
+        free(recheck);
         return -1;
     }
     for (size_t j = 0; j < ncmds; j++) {
@@ -1068,6 +1137,7 @@ static int sweep_chunk(struct rb *rb, struct node *snode, struct ledger_entry **
             if (c == NULL || rb_out_printf(&rb->out, "md %.*s%s C%" PRIu64 "\r\n", (int)ntok,
                                            tok, b64 ? " b" : "", e->tgt_cas) != 0) {
                 free(gone);
+                free(recheck);
                 snprintf(rb->err, sizeof(rb->err), "out of memory");
                 return -2;
             }
@@ -1078,6 +1148,7 @@ static int sweep_chunk(struct rb *rb, struct node *snode, struct ledger_entry **
         }
         if (pipeline(rb, &rb->nodes[t], rb->cmds, ncmds) != 0) {
             free(gone);
+            free(recheck);
             return -1;
         }
         for (size_t j = 0; j < ncmds; j++) {
@@ -1089,6 +1160,8 @@ static int sweep_chunk(struct rb *rb, struct node *snode, struct ledger_entry **
                 if (c->kind == RB_META_HD) {
                     bc->carried_deletes++;
                 }
+            } else if (c->kind == RB_META_EX && e->has_pending) {
+                recheck[c->ref] = t + 1;
             } else if (c->kind == RB_META_EX) {
                 lr = ledger_newer(rb->ledger, e->key, e->nkey, e->src_cas);
             } else {
@@ -1098,11 +1171,21 @@ static int sweep_chunk(struct rb *rb, struct node *snode, struct ledger_entry **
             }
             if (lr != 0) {
                 free(gone);
+                free(recheck);
                 return ledger_fail(rb);
             }
         }
     }
+    for (size_t i = 0; i < n; i++) {
+        int rc = recheck[i] != 0 ? sweep_recheck(rb, recheck[i] - 1, list[i], bc) : 0;
+        if (rc != 0) {
+            free(gone);
+            free(recheck);
+            return rc;
+        }
+    }
     free(gone);
+    free(recheck);
     if (ledger_flush(rb->ledger, false) != 0) {
         return ledger_fail(rb);
     }
