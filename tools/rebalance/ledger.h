@@ -21,9 +21,9 @@
  *   D <key>                          the source copy was deleted (--delete-moved)
  *   X <key>                          the target copy was deleted (the source deleted the key)
  *
- * A later record of a key overrides what an earlier one said. An "I" record without a later
- * "C" means a run died between the write and its confirmation: if the target then holds a
- * value with that digest, it is our copy. A torn last line (kill -9 during the append) is cut
+ * A later record of a key overrides what an earlier one said, except that "I" records add up:
+ * every "I" without a later "C", "N" or "X" may be a write a run made and died before
+ * confirming, so if the target then holds a value with any of their digests, it is our copy. A torn last line (kill -9 during the append) is cut
  * off when the file is opened. Memory grows with the number of keys written.
  *
  * Not thread-safe: one thread owns a ledger.
