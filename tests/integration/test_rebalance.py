@@ -651,6 +651,25 @@ def test_unreachable_node_fails_with_1(servers, tmp_path):
     assert "connect" in err and s["pass"] == "1 failed"
 
 
+def test_group_without_a_master_is_an_error_not_a_node_of_its_own(servers, tmp_path):
+    """A member whose group has no master cannot say which group it is in; taken for a node
+    of its own, a group named by another member in the other ring would look like two nodes
+    and its keys would "move" within it. The tool waits (--master-wait), then fails."""
+    a = cluster(servers, 1)[0]
+    # a lone election-mode member whose peers never start: REP_UNKNOWN for as long as it runs
+    lone = servers.mcstore("-t", "2", "-R", "127.0.0.1:%d" % mctest.free_port(),
+                           "-O", "127.0.0.1:%d" % mctest.free_port(),
+                           "-O", "127.0.0.1:%d" % mctest.free_port())
+    with mctest.Conn(lone.port) as c:
+        assert c.cmd(b"rep_whoismaster\r\n") == b"REP_UNKNOWN\r\n"
+    t0 = time.monotonic()
+    s, err = tool("--from", nodes_arg([a]), "--to", nodes_arg([a, lone]), "--master-wait", "1",
+                  state=tmp_path / "s", rc=1)
+    assert "no master after" in err, err
+    assert time.monotonic() - t0 >= 1.0
+    assert s["pass"] == "1 failed", s
+
+
 def test_second_run_on_one_state_is_refused(servers, tmp_path):
     a, b = cluster(servers, 2)
     pylibmc_client([a]).set_multi({"x:%d" % i: b"v" for i in range(2000)})

@@ -290,19 +290,35 @@ static int learn_group(struct rb *rb, struct node *n)
 {
     const char *line;
     size_t len;
-    if (ensure_rd(rb, n) != 0 || rb_conn_send(&n->rd, "rep_whoismaster\r\n", 17) != 0 ||
-        rb_conn_line(&n->rd, &line, &len) != 0) {
-        return conn_fail(rb, &n->rd);
-    }
-    /* REP_DISABLE (not replicated), REP_UNKNOWN (no master yet), ERROR (not mcstore) */
-    if (len > 0 && len < sizeof(n->group) && memchr(line, ':', len) != NULL &&
-        memchr(line, ' ', len) == NULL) {
-        snprintf(n->group, sizeof(n->group), "%.*s", (int)len, line);
-        return 0;
-    }
-    if (len == 11 && memcmp(line, "REP_UNKNOWN", 11) == 0) {
-        say(rb, "%s: its replication group has no master yet; it is known by this address "
-            "only", n->addr);
+    double wait_start = now_s();
+    double backoff = 0.05;
+    for (;;) {
+        if (ensure_rd(rb, n) != 0 || rb_conn_send(&n->rd, "rep_whoismaster\r\n", 17) != 0 ||
+            rb_conn_line(&n->rd, &line, &len) != 0) {
+            return conn_fail(rb, &n->rd);
+        }
+        /* REP_DISABLE (not replicated), REP_UNKNOWN (no master yet), ERROR (not mcstore) */
+        if (len > 0 && len < sizeof(n->group) && memchr(line, ':', len) != NULL &&
+            memchr(line, ' ', len) == NULL) {
+            snprintf(n->group, sizeof(n->group), "%.*s", (int)len, line);
+            return 0;
+        }
+        if (len != 11 || memcmp(line, "REP_UNKNOWN", 11) != 0) {
+            break;
+        }
+        /* a member of a group without a master cannot say which group it is in: taken for
+         * a node of its own, the group named by another member in the other ring would look
+         * like two nodes, its keys would "move" within it and --delete-moved would delete the
+         * only copy. So wait for the election, as writes do. */
+        if (now_s() - wait_start >= rb->cfg->master_wait || stopping(rb)) {
+            snprintf(rb->err, sizeof(rb->err), "%s: its replication group has no master after "
+                     "%.0f s (rep_whoismaster: REP_UNKNOWN); run again once one is elected",
+                     n->addr, rb->cfg->master_wait);
+            return -1;
+        }
+        VERBOSE(rb, "%s: its replication group has no master yet; waiting", n->addr);
+        sleep_s(rb, backoff, true);
+        backoff = backoff * 2 > 1.0 ? 1.0 : backoff * 2;
     }
     /* the address connected to, not the name given: one server named "localhost:P" in one
      * ring and "127.0.0.1:P" in the other must be one node, or its keys "move" onto
