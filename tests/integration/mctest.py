@@ -22,6 +22,22 @@ START_DEADLINE = 20.0      # seconds for a server to accept connections (BDB rec
 STOP_DEADLINE = 20.0       # seconds for a clean exit after SIGTERM (checkpoint included)
 
 
+def read_terminal(master_fd, timeout):
+    """What a child writes to the pseudo-terminal whose master end is master_fd, until it
+    closes its end or timeout seconds pass (progress bars are drawn only on a terminal)."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(master_fd, 65536)
+        except OSError:         # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
 def wait_for(cond, timeout, interval=0.01, what="condition"):
     """Polls cond() until it returns a true value (returned) or timeout seconds pass."""
     deadline = time.monotonic() + timeout

@@ -429,16 +429,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
                                 stderr=slave)
         os.close(slave)
         slave = None
-        out = b""
-        deadline = time.monotonic() + ADMIN_DEADLINE
-        while time.monotonic() < deadline:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:         # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = mctest.read_terminal(master, ADMIN_DEADLINE)
         assert proc.wait(timeout=ADMIN_DEADLINE) == 0, out
     finally:
         if slave is not None:

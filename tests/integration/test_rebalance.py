@@ -705,16 +705,7 @@ def test_progress_bar_only_on_a_terminal(servers, tmp_path):
                              stdout=subprocess.PIPE, stderr=slave)
         os.close(slave)
         slave = None
-        shown = b""
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:         # EIO: the tool closed its end
-                break
-            if not chunk:
-                break
-            shown += chunk
+        shown = mctest.read_terminal(master, RUN_TIMEOUT)
         out = p.communicate(timeout=RUN_TIMEOUT)[0].decode()
     finally:
         os.close(master)
